@@ -1,0 +1,120 @@
+"""Entity detection: amounts, references, dates, card digits, emails, phone numbers, IBANs.
+
+Detectors are ordered from most to least specific; a span taken by one is not offered to the
+next, so an IBAN is never also read as a phone number. The same detectors drive PII masking.
+"""
+from __future__ import annotations
+
+import re
+
+from .types import Entity
+
+CURRENCY_SYMBOLS = {"£": "GBP", "€": "EUR", "$": "USD"}
+CURRENCY_WORDS = {
+    "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
+    "eur": "EUR", "euro": "EUR", "euros": "EUR",
+    "usd": "USD", "dollar": "USD", "dollars": "USD",
+    "chf": "CHF", "francs": "CHF", "pln": "PLN", "zloty": "PLN",
+}
+SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
+
+_NUMBER = r"\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
+_CURRENCY_WORD = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True))
+_MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+           "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+
+PATTERNS: list[tuple[str, re.Pattern]] = [
+    ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")),
+    ("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
+    ("card_last4", re.compile(
+        r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s+)?"
+        r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b", re.I)),
+    ("amount", re.compile(
+        rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
+        rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
+        rf"|\b(?P<n3>{_NUMBER})\s?(?P<word>{_CURRENCY_WORD})\b", re.I)),
+    ("reference", re.compile(
+        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment)\s*"
+        r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*"
+        r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
+        r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
+    ("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
+    ("date", re.compile(
+        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
+        rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
+        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b|\b(?:yesterday|today|tomorrow)\b", re.I)),
+]
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_valid(text: str) -> bool:
+    compact = text.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+def _amount_value(m: re.Match) -> str:
+    number = m.group("n1") or m.group("n2") or m.group("n3")
+    currency = (CURRENCY_SYMBOLS.get(m.group("sym") or "") or (m.group("code") or "").upper()
+                or CURRENCY_WORDS[(m.group("word") or "").lower()])
+    amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") else 1)
+    shown = f"{amount:,.2f}" if amount % 1 else f"{amount:,.0f}"
+    return f"{SYMBOL_FOR[currency]}{shown}" if currency in SYMBOL_FOR else f"{shown} {currency}"
+
+
+def extract(text: str) -> list[Entity]:
+    """All entities in ``text``, in order of position."""
+    taken = [False] * len(text)
+    found: list[Entity] = []
+    for kind, pattern in PATTERNS:
+        for m in pattern.finditer(text):
+            group = next((g for g in ("ref", "bare") if kind == "reference" and m.group(g)), None)
+            if kind == "card_last4":
+                group = 1 if m.group(1) else 2
+            start, end = m.span(group or 0)
+            if any(taken[start:end]):
+                continue
+            raw = text[start:end]
+            value = raw
+            if kind == "card_number":
+                digits = re.sub(r"\D", "", raw)
+                if not luhn_valid(digits):
+                    continue
+                value = "**** " + digits[-4:]  # never repeat a full card number back
+            elif kind == "iban":
+                if not iban_valid(raw):
+                    continue
+                value = raw.replace(" ", "").upper()
+            elif kind == "amount":
+                value = _amount_value(m)
+            elif kind == "phone" and len(re.sub(r"\D", "", raw)) < 9:
+                continue
+            elif kind == "reference":
+                value = raw.upper()
+            found.append(Entity(kind=kind, text=raw, value=value, start=start, end=end))
+            taken[start:end] = [True] * (end - start)
+    return sorted(found, key=lambda e: e.start)
+
+
+PII_KINDS = ("email", "iban", "card_number", "phone")
+
+
+def mask_pii(text: str) -> str:
+    """``text`` with card numbers, IBANs, emails and phone numbers replaced by typed placeholders."""
+    for e in sorted((e for e in extract(text) if e.kind in PII_KINDS), key=lambda e: -e.start):
+        text = text[:e.start] + f"[{e.kind.upper()}]" + text[e.end:]
+    return text

@@ -1,0 +1,62 @@
+"""The agent: a ``Message`` in, a ``Reply`` out. Channels call it; it never imports a channel."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from . import logs
+from .compose import compose
+from .entities import extract
+from .intent import IntentClassifier
+from .knowledge import KnowledgeBase
+from .settings import Settings
+from .types import Message, Reply, Understanding
+
+log = logs.get("agent")
+
+
+class Agent:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.load()
+
+    @cached_property
+    def classifier(self) -> IntentClassifier:
+        return IntentClassifier(self.settings.intent_model)
+
+    @cached_property
+    def knowledge(self) -> KnowledgeBase:
+        return KnowledgeBase.load(self.settings.knowledge_base)
+
+    def warm_up(self) -> "Agent":
+        """Load every model now rather than on the first message."""
+        self.classifier.predict(["hello"])
+        _ = self.knowledge
+        return self
+
+    def understand(self, text: str) -> Understanding:
+        text = " ".join(text.split())
+        entities = extract(text)
+        if not text:
+            return Understanding("none", 0.0, [], True, "empty message: nothing to answer", entities)
+        top = self.classifier.predict([text])[0]
+        best = top[0]
+        reason = None
+        if best.probability < self.classifier.threshold:
+            reason = (f"low confidence: {best.probability:.2f} is below the threshold "
+                      f"{self.classifier.threshold:.2f}")
+        return Understanding(best.intent, best.probability, top[1:], reason is not None, reason, entities)
+
+    def handle(self, message: Message) -> Reply:
+        u = self.understand(message.text)
+        entry, reason = None, u.reason
+        if not u.escalate:
+            entries = self.knowledge.for_intent(u.intent)
+            entry = entries[0] if entries else None
+            if entry is None:
+                reason = f"no approved answer for intent '{u.intent}' in the knowledge base"
+        reply = Reply(
+            text=compose(entry, u.entities, message.channel, self.knowledge.business, message.customer_name),
+            intent=u.intent, confidence=u.confidence, top=u.top, escalate=entry is None, reason=reason,
+            entities=u.entities, source="composer", passages=[entry.answer] if entry else [])
+        logs.event(log, "reply", channel=message.channel, intent=u.intent, confidence=u.confidence,
+                   escalate=reply.escalate, entity_kinds=sorted({e.kind for e in u.entities}))
+        return reply

@@ -1,0 +1,98 @@
+"""One settings object for every choice of model, engine and device.
+
+Precedence, lowest first: the defaults below, a TOML file, environment variables
+(``SUPPORT_AGENT_<FIELD>`` in upper case), then command-line flags. The file is
+``$SUPPORT_AGENT_CONFIG`` if set, else ``./support-agent.toml`` if present, else
+``~/.config/support-agent/config.toml`` if present.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .types import AgentError
+
+ENV_PREFIX = "SUPPORT_AGENT_"
+
+
+@dataclass
+class Settings:
+    # Speech recognition
+    asr_engine: str = "faster-whisper"
+    asr_model: str = "base"  # "base" and "tiny.en" ship as packages; any Whisper size, HF id or path
+    asr_device: str = "auto"  # auto, cpu, cuda
+    asr_compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
+    asr_beam_size: int = 5
+    language: str = "en"
+    # Understanding
+    encoder_model: str = "all-MiniLM-L6-v2"  # packaged; any HF encoder id or path
+    intent_model: str = "default"  # "default" is the artefact shipped in agent/data/intent
+    # Drafting
+    knowledge_base: str = "default"  # "default" is agent/data/knowledge/bank.yaml
+    # Speech out
+    tts_engine: str = "piper"
+    tts_voice: str = "en_US-joe-medium"  # packaged; or a path to a Piper .onnx voice
+    # Email
+    from_address: str = "Kestrel Bank Support <support@kestrel.example>"
+    outbox: str = "outbox"
+    # Housekeeping
+    cache_dir: str = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "support-agent")
+    log_level: str = "WARNING"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ) if env is None else env
+        values: dict[str, object] = {}
+        config = _config_path(path, env)
+        if config is not None:
+            values.update(_read_toml(config))
+        for f in fields(cls):
+            key = ENV_PREFIX + f.name.upper()
+            if key in env:
+                values[f.name] = env[key]
+        return cls().replace(**values)
+
+    def replace(self, **changes: object) -> "Settings":
+        """A copy with ``changes`` applied (None values are ignored), each checked and typed."""
+        known = {f.name: f for f in fields(self)}
+        typed = {}
+        for name, value in changes.items():
+            if value is None:
+                continue
+            if name not in known:
+                raise AgentError(f"unknown setting '{name}' (known: {', '.join(sorted(known))})")
+            typed[name] = _coerce(name, value, type(getattr(self, name)))
+        return dataclasses.replace(self, **typed)
+
+
+def _config_path(path, env) -> Path | None:
+    if path is not None or env.get("SUPPORT_AGENT_CONFIG"):
+        explicit = Path(path if path is not None else env["SUPPORT_AGENT_CONFIG"])
+        if not explicit.is_file():
+            raise AgentError(f"settings file not found: {explicit}")
+        return explicit
+    for candidate in (Path("support-agent.toml"), Path.home() / ".config" / "support-agent" / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise AgentError(f"settings file {path} is not valid TOML: {exc}") from None
+    # Accept both a flat file and one with a [support-agent] table.
+    return dict(data.get("support-agent", data))
+
+
+def _coerce(name: str, value: object, kind: type) -> object:
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise AgentError(f"setting '{name}' must be {kind.__name__}, got {value!r}") from None

@@ -1,0 +1,67 @@
+"""The channel-agnostic vocabulary: what a channel hands the agent and what it gets back."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class AgentError(Exception):
+    """A problem the user can act on; its message is one line that names the problem."""
+
+
+@dataclass
+class Entity:
+    kind: str  # amount, reference, date, card_last4, email, phone, iban, card_number
+    text: str  # as written by the customer
+    value: str  # normalised form used in replies (e.g. "£25.00")
+    start: int
+    end: int
+
+
+@dataclass
+class Message:
+    """One customer turn, whatever channel it came from."""
+
+    text: str
+    channel: str  # "call", "email", "text"
+    customer_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class IntentScore:
+    intent: str
+    probability: float
+
+
+@dataclass
+class Understanding:
+    """What the customer wants, how sure we are, and whether a person must take over."""
+
+    intent: str
+    confidence: float
+    top: list[IntentScore]  # the next candidates after ``intent``
+    escalate: bool
+    reason: str | None
+    entities: list[Entity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Reply:
+    """What the agent decided and drafted for one message."""
+
+    text: str
+    intent: str
+    confidence: float
+    top: list[IntentScore]
+    escalate: bool
+    reason: str | None
+    entities: list[Entity]
+    source: str  # "composer" (grounded template) or "generator"
+    passages: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

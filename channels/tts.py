@@ -1,0 +1,50 @@
+"""Speech synthesis engines behind one interface: ``stream(text)`` yields audio per sentence."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from agent import store
+from agent.settings import Settings
+from agent.types import AgentError
+
+
+class PiperEngine:
+    """Piper (VITS exported to ONNX) with a packaged or local voice."""
+
+    name = "piper"
+
+    def __init__(self, settings: Settings):
+        from piper import PiperVoice
+
+        voice = store.piper_voice(settings.tts_voice)
+        try:
+            self.voice = PiperVoice.load(voice)
+        except Exception as exc:  # onnxruntime and json errors for a damaged voice file
+            raise AgentError(f"Piper voice {voice} could not be loaded ({type(exc).__name__})") from None
+        self.sample_rate = self.voice.config.sample_rate
+
+    def stream(self, text: str) -> Iterator[np.ndarray]:
+        if not text or not text.strip():
+            raise AgentError("nothing to say: the text is empty")
+        for chunk in self.voice.synthesize(text):
+            yield chunk.audio_float_array
+
+    def synthesize(self, text: str) -> np.ndarray:
+        pieces = list(self.stream(text))
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+        if not len(audio) or float(np.abs(audio).max()) < 1e-4:
+            raise AgentError("the voice produced no audible speech for this text")
+        return audio
+
+
+ENGINES = {PiperEngine.name: PiperEngine}
+
+
+def load_engine(settings: Settings):
+    try:
+        engine = ENGINES[settings.tts_engine]
+    except KeyError:
+        raise AgentError(f"unknown TTS engine '{settings.tts_engine}' (available: {', '.join(ENGINES)})") from None
+    return engine(settings)
