@@ -35,8 +35,7 @@ def cmd_call(args, settings):
     from channels.voice import VoiceChannel
 
     out = args.out or f"{Path(args.recording).stem}-reply.wav"
-    # Models load before the clock starts, so the printed stage timings are processing time.
-    result = VoiceChannel(Agent(settings)).warm_up().answer(args.recording, out)
+    result = VoiceChannel(Agent(settings)).answer(args.recording, out)
     _print(result.summary())
     return 0
 

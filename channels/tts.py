@@ -15,8 +15,8 @@ class PiperEngine:
 
     name = "piper"
 
-    def __init__(self, settings: Settings):
-        from piper import PiperVoice
+    def __init__(self, settings: Settings, deterministic: bool = False):
+        from piper import PiperVoice, SynthesisConfig
 
         voice = store.piper_voice(settings.tts_voice)
         try:
@@ -24,11 +24,14 @@ class PiperEngine:
         except Exception as exc:  # onnxruntime and json errors for a damaged voice file
             raise AgentError(f"Piper voice {voice} could not be loaded ({type(exc).__name__})") from None
         self.sample_rate = self.voice.config.sample_rate
+        # VITS samples noise for natural prosody; without it the same text always gives the same audio,
+        # which reproducible test sets (tests, benches) need.
+        self.config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
 
     def stream(self, text: str) -> Iterator[np.ndarray]:
         if not text or not text.strip():
             raise AgentError("nothing to say: the text is empty")
-        for chunk in self.voice.synthesize(text):
+        for chunk in self.voice.synthesize(text, syn_config=self.config):
             yield chunk.audio_float_array
 
     def synthesize(self, text: str) -> np.ndarray:

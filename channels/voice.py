@@ -58,6 +58,7 @@ class VoiceChannel:
         with logs.Timer() as t:
             samples = audio.decode(recording)
         timings["decode"] = t.seconds
+        self.warm_up()  # a bad recording fails above before any model loads; stage timings exclude loading
         with logs.Timer() as t:
             transcript = self.recogniser.transcribe(samples)
         timings["transcribe"] = t.seconds

@@ -1,0 +1,43 @@
+import pytest
+
+from agent.entities import extract, luhn_valid, mask_pii
+
+
+def kinds(text):
+    return [(e.kind, e.value) for e in extract(text)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I paid £25.50 on 3 March for order ABC-12345",
+     [("amount", "£25.50"), ("date", "3 March"), ("reference", "ABC-12345")]),
+    ("declined for 1,200 euros yesterday", [("amount", "€1,200"), ("date", "yesterday")]),
+    ("sent $3k on Monday", [("amount", "$3,000"), ("date", "on Monday")]),
+    ("USD 40 fee", [("amount", "$40")]),
+    ("50 CHF was taken", [("amount", "50 CHF")]),
+    ("my card ending in 4821 was declined", [("card_last4", "4821")]),
+    ("the last four digits are 9921", [("card_last4", "9921")]),
+    ("order number 48213 not here since 12/10/2024", [("reference", "48213"), ("date", "12/10/2024")]),
+    ("write to jo.smith@example.co.uk", [("email", "jo.smith@example.co.uk")]),
+    ("call +44 20 7946 0958 or 07700 900123", [("phone", "+44 20 7946 0958"), ("phone", "07700 900123")]),
+    ("to GB82 WEST 1234 5698 7654 32 please", [("iban", "GB82WEST12345698765432")]),
+])
+def test_entities(text, expected):
+    assert kinds(text) == expected
+
+
+def test_card_numbers_are_luhn_checked_and_never_echoed():
+    assert kinds("card 4111 1111 1111 1111") == [("card_number", "**** 1111")]
+    assert kinds("ticket 1234 5678 9012 3456") == []  # 16 digits, fails Luhn: not a card
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+
+
+def test_invalid_iban_checksum_is_not_an_iban():
+    assert all(k != "iban" for k, _ in kinds("GB00 WEST 1234 5698 7654 32"))
+
+
+def test_mask_pii_keeps_amounts_and_references():
+    text = ("Card 4111-1111-1111-1111, IBAN DE89 3704 0044 0532 0130 00, mail me at a.b@c.org or "
+            "+49 30 1234567; refund £42.10 for order ZX-99812")
+    masked = mask_pii(text)
+    assert masked == ("Card [CARD_NUMBER], IBAN [IBAN], mail me at [EMAIL] or [PHONE]; "
+                      "refund £42.10 for order ZX-99812")

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from agent.intent import IntentClassifier, IntentHead
+from agent.types import AgentError
+from conftest import REPO
+from finetune import intent as train_intent
+
+# Paraphrases written for this test (not from the training data), one per intent checked.
+UNSEEN = {
+    "My new card never showed up in the post, it has been ages": "card_arrival",
+    "I lost my card on the train this morning": "lost_or_stolen_card",
+    "I can see the same coffee shop payment taken from my account two times": "transaction_charged_twice",
+    "The cash machine kept my card and didn't give it back": "card_swallowed",
+    "I'd like to close my account with you for good": "terminate_account",
+    "How do I set up Apple Pay on my iPhone?": "apple_pay_or_google_pay",
+}
+
+
+@pytest.fixture(scope="module")
+def classifier(agent):
+    return agent.classifier
+
+
+def test_unseen_paraphrases(classifier):
+    predicted = [top[0].intent for top in classifier.predict(list(UNSEEN))]
+    assert predicted == list(UNSEEN.values())
+
+
+@pytest.mark.xfail(strict=True, reason="known weakness of the frozen-embedding head: theft read as an "
+                   "unrecognised cash withdrawal (it escalates, below threshold); the fine-tuned model should fix it")
+def test_theft_wording(classifier):
+    top = classifier.predict(["Someone stole my purse and my bank card was in it"])[0][0]
+    assert top.intent == "lost_or_stolen_card"
+
+
+def test_probabilities_are_calibrated_distributions(classifier):
+    probs = classifier.head.probabilities(classifier.encoder.encode(["where is my card", "hello"]))
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    top = classifier.predict(["where is my card"], k=3)[0]
+    assert len(top) == 3 and top[0].probability >= top[1].probability >= top[2].probability
+
+
+def test_shipped_artefact_records_honest_metrics():
+    metrics = json.loads((REPO / "agent/data/intent/metrics.json").read_text())
+    assert metrics["validation"]["accuracy"] >= 0.90
+    assert metrics["validation"]["answered_accuracy"] >= metrics["target_precision"]
+    assert len(metrics["validation"]["per_intent"]) == 77
+
+
+def test_head_round_trip_keeps_predictions(tmp_path):
+    rng = np.random.default_rng(0)
+    weight = np.asfortranarray(rng.normal(size=(3, 8)).astype(np.float32))  # sklearn's coef_ layout
+    head = IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.5, 0.4, "enc", {})
+    head.save(tmp_path)
+    loaded = IntentHead.load(tmp_path)
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    assert np.allclose(loaded.probabilities(x), head.probabilities(x), atol=1e-6)
+
+
+def test_missing_or_foreign_artefact_is_a_clear_error(tmp_path):
+    with pytest.raises(AgentError, match="no intent model in"):
+        IntentHead.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"format": "other"}')
+    (tmp_path / "head.safetensors").write_bytes(b"")
+    with pytest.raises(AgentError, match="is not a support-agent-intent/1 model"):
+        IntentHead.load(tmp_path)
+
+
+def test_training_script_writes_model_and_reports(tmp_path):
+    """finetune.intent end to end on a small slice of Banking77 (5 intents)."""
+    import csv
+
+    rows = list(csv.DictReader(open(REPO / "data/banking77/train.csv", encoding="utf-8")))
+    keep = ["card_arrival", "exchange_rate", "pin_blocked", "terminate_account", "cash_withdrawal_charge"]
+    small = tmp_path / "small.jsonl"
+    with open(small, "w") as f:
+        for r in [r for r in rows if r["category"] in keep]:
+            f.write(json.dumps({"text": r["text"], "intent": r["category"]}) + "\n")
+    out = tmp_path / "model"
+    assert train_intent.main(["--train", str(small), "--out", str(out), "--validation-fraction", "0.2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["accuracy"] > 0.9
+    assert (out / "report.txt").read_text().count("\n") > 5 and (out / "confusion.png").stat().st_size > 1000
+    clf = IntentClassifier(str(out))
+    assert clf.head.labels == sorted(keep)
+    assert clf.predict(["I want to close my account"])[0][0].intent == "terminate_account"
+
+
+def test_training_data_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,intent\nhello,\n")
+    assert train_intent.main(["--train", str(bad), "--out", str(tmp_path / "m")]) == 2
+    assert "bad.csv:2: each row needs 'text' and 'intent'" in capsys.readouterr().err
