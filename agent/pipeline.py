@@ -17,6 +17,7 @@ log = logs.get("agent")
 class Agent:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.load()
+        self._warm = False
 
     @cached_property
     def classifier(self) -> IntentClassifier:
@@ -27,9 +28,11 @@ class Agent:
         return KnowledgeBase.load(self.settings.knowledge_base)
 
     def warm_up(self) -> "Agent":
-        """Load every model now rather than on the first message."""
-        self.classifier.predict(["hello"])
-        _ = self.knowledge
+        """Load every model (and run it once) now rather than on the first message; idempotent."""
+        if not self._warm:
+            self.classifier.predict(["hello"])
+            _ = self.knowledge
+            self._warm = True
         return self
 
     def understand(self, text: str) -> Understanding:

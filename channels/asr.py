@@ -10,6 +10,7 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
+from . import engine_class
 from .audio import SAMPLE_RATE
 
 
@@ -89,8 +90,4 @@ ENGINES = {FasterWhisperEngine.name: FasterWhisperEngine}
 
 
 def load_engine(settings: Settings):
-    try:
-        engine = ENGINES[settings.asr_engine]
-    except KeyError:
-        raise AgentError(f"unknown ASR engine '{settings.asr_engine}' (available: {', '.join(ENGINES)})") from None
-    return engine(settings)
+    return engine_class(ENGINES, settings.asr_engine, "ASR")(settings)

@@ -9,6 +9,8 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
+from . import engine_class
+
 
 class PiperEngine:
     """Piper (VITS exported to ONNX) with a packaged or local voice."""
@@ -46,8 +48,4 @@ ENGINES = {PiperEngine.name: PiperEngine}
 
 
 def load_engine(settings: Settings):
-    try:
-        engine = ENGINES[settings.tts_engine]
-    except KeyError:
-        raise AgentError(f"unknown TTS engine '{settings.tts_engine}' (available: {', '.join(ENGINES)})") from None
-    return engine(settings)
+    return engine_class(ENGINES, settings.tts_engine, "TTS")(settings)
