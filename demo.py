@@ -40,8 +40,8 @@ def build(settings: Settings) -> gr.Blocks:
         r = result.reply
         labels = {r.intent: r.confidence, **{s.intent: s.probability for s in r.top}}
         turns = "\n".join(f"[{s.start:6.2f}-{s.end:6.2f}] {s.text}" for s in result.transcript.segments)
-        details = {"escalate": r.escalate, "reason": r.reason, "entities": [vars(e) for e in r.entities],
-                   "timings_s": result.timings}
+        details = {"escalate": r.escalate, "reason": r.reason, "sentiment": r.sentiment,
+                   "entities": [vars(e) for e in r.entities], "timings_s": result.timings}
         return turns or "(no speech found)", labels, r.text, str(result.audio), details
 
     def answer_email(upload: str | None, pasted: str):

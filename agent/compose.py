@@ -8,18 +8,22 @@ from __future__ import annotations
 from .knowledge import Entry, KnowledgeBase
 from .types import Entity
 
+APOLOGY = "I'm sorry for the trouble this has caused."
 HOLDING_REPLY = ("Thank you for getting in touch. I want to make sure you get the right answer, so I have "
                  "passed your message to a member of our team, who will get back to you shortly.")
 
 
 def compose(entry: Entry | None, entities: list[Entity], channel: str, business: dict[str, str],
-            customer_name: str | None = None) -> str:
-    """The reply for ``entry``; with no entry (escalation) a holding reply for a person to complete."""
+            customer_name: str | None = None, apologise: bool = False) -> str:
+    """The reply for ``entry``; with no entry (escalation) a holding reply for a person to complete.
+
+    ``apologise`` (an upset customer) opens with an apology before anything else.
+    """
     greeting = f"Hi {customer_name}," if customer_name else "Hello,"
     thanks = "Thank you for getting in touch."
     if channel == "call":  # spoken: one flowing paragraph
         greeting, thanks = f"{greeting} thank you for calling.", ""
-    parts = [greeting]
+    parts = [greeting, APOLOGY if apologise else ""]
     if entry is None:
         parts.append(HOLDING_REPLY.replace("Thank you for getting in touch. ", "") if channel == "call" else HOLDING_REPLY)
     else:
@@ -32,7 +36,7 @@ def compose(entry: Entry | None, entities: list[Entity], channel: str, business:
         return " ".join(p for p in parts if p)
     if phone:
         parts.append(f"If anything is still unclear, just reply to this email or call us on {phone}.")
-    body = parts[0] + "\n\n" + " ".join(parts[1:])
+    body = parts[0] + "\n\n" + " ".join(p for p in parts[1:] if p)
     return f"{body}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
 
 

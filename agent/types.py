@@ -44,6 +44,7 @@ class Understanding:
     escalate: bool
     reason: str | None
     entities: list[Entity]
+    sentiment: dict[str, Any] = field(default_factory=dict)  # {"label": ..., "score": ...}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,7 @@ class Reply:
     entities: list[Entity]
     source: str  # "composer" (grounded template) or "generator"
     passages: list[str]
+    sentiment: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,31 +1,38 @@
-"""Train the intent classifier: a calibrated linear head on mean-pooled sentence embeddings.
+"""Train the intent classifier: LoRA fine-tuning of a mean-pooled sentence encoder, or a linear head.
 
     python -m finetune.intent --train data/banking77/train.csv --out agent/data/intent
 
-Steps: a stratified validation split (fixed seed); embeddings from the encoder; a multinomial
-logistic-regression head with its regularisation chosen on validation; temperature scaling
-fitted on validation so probabilities are calibrated; the escalation threshold chosen on
-validation as the lowest confidence at which accepted answers are at least ``--target-precision``
-correct. It writes the artefact plus metrics.json, report.txt and confusion.png beside it.
+Steps, all with fixed seeds: a stratified validation split; a multinomial logistic-regression head
+on the frozen encoder's embeddings (``--method head`` stops here; for ``lora`` it initialises the
+head); for ``lora``, the Hugging Face Trainer fine-tunes LoRA adapters on every linear layer of the
+encoder together with the head (mean pooling, as the encoder was pre-trained), with early stopping
+on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run);
+then a temperature fitted on validation (calibrated probabilities), out-of-scope statistics
+(class means and a tied covariance of training embeddings) and two escalation thresholds, each
+allowed to escalate at most half of ``--escalate-budget`` of the correctly answered validation
+messages. Writes the artefact plus metrics.json, report.txt and confusion.png.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import random
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from agent.encoder import SentenceEncoder
-from agent.intent import IntentHead
+from agent.intent import IntentHead, OutOfScope
 from agent.types import AgentError
 from finetune.data import read_examples
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
+DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,9 +41,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="directory for the model artefact")
     p.add_argument("--base", default="all-MiniLM-L6-v2", help="encoder: packaged name, HF id or path")
     p.add_argument("--eval", help="optional labelled file for a final held-out evaluation")
+    p.add_argument("--oos", default=str(DEFAULT_OOS) if DEFAULT_OOS.is_file() else None,
+                   help="out-of-scope queries, one per line, to report how many are escalated")
+    p.add_argument("--method", choices=("lora", "head"), default="lora")
+    p.add_argument("--epochs", type=float, default=8)
+    p.add_argument("--patience", type=int, default=2, help="epochs without improvement before stopping")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--target-precision", type=float, default=0.97,
-                   help="accuracy that answered (not escalated) validation messages must reach")
+    p.add_argument("--escalate-budget", type=float, default=0.02,
+                   help="share of correctly answered validation messages escalation may take")
     p.add_argument("--seed", type=int, default=13)
     return p.parse_args(argv)
 
@@ -51,35 +68,31 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> float:
-    """Lowest confidence cut-off at which the answered messages are at least ``target`` correct."""
-    order = np.argsort(-confidence)
-    precision = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    ok = np.nonzero(precision >= target)[0]
-    if not len(ok):
-        return 1.0
-    return float(confidence[order][ok[-1]])
-
-
 def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     probs = head.probabilities(embeddings)
     predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    confidence = probs.max(axis=1)
-    answered = confidence >= head.threshold
+    escalated = escalations(head, embeddings, probs)
     correct = np.array([p == t for p, t in zip(predicted, labels)])
     p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=head.labels, zero_division=0)
     return {
         "examples": len(labels),
         "accuracy": round(float(accuracy_score(labels, predicted)), 4),
         "macro_f1": round(float(f1_score(labels, predicted, labels=head.labels, average="macro", zero_division=0)), 4),
-        "answered_fraction": round(float(answered.mean()), 4),
-        "answered_accuracy": round(float(correct[answered].mean()) if answered.any() else 0.0, 4),
+        "escalated_fraction": round(float(escalated.mean()), 4),
+        "answered_accuracy": round(float(correct[~escalated].mean()) if (~escalated).any() else 0.0, 4),
+        "correct_and_answered": round(float((correct & ~escalated).mean()), 4),
         "per_intent": {lab: {"precision": round(float(a), 4), "recall": round(float(b), 4), "f1": round(float(c), 4),
                              "support": int(d)} for lab, a, b, c, d in zip(head.labels, p, r, f, n)},
         "_predicted": predicted,
     }
+
+
+def escalations(head: IntentHead, embeddings: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+    probs = head.probabilities(embeddings) if probs is None else probs
+    unsure = probs.max(axis=1) < head.threshold
+    return unsure | (head.oos.distance(embeddings) > head.oos.threshold) if head.oos else unsure
 
 
 def write_reports(out: Path, labels: list[str], truth: list[str], predicted: list[str]) -> None:
@@ -104,11 +117,94 @@ def write_reports(out: Path, labels: list[str], truth: list[str], predicted: lis
     plt.close(fig)
 
 
-def train(args: argparse.Namespace) -> dict:
+def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+                grid=(4.0, 16.0, 64.0)) -> tuple[np.ndarray, np.ndarray, float]:
+    """Logistic regression with its regularisation chosen on validation: (weight, bias, C)."""
     from sklearn.linear_model import LogisticRegression
+
+    best = None
+    for c in grid:
+        model = LogisticRegression(C=c, max_iter=3000).fit(train_x, train_y)
+        acc = float((model.predict(val_x) == val_y).mean())
+        print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
+        if best is None or acc > best[0]:
+            best = (acc, model.coef_.astype(np.float32), model.intercept_.astype(np.float32), c)
+    return best[1], best[2], best[3]
+
+
+def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
+              weight: np.ndarray, bias: np.ndarray, out: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """LoRA + head fine-tuning with the Trainer; saves the adapter to OUT/adapter, returns the head."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments,
+                              set_seed)
+
+    from agent.encoder import MAX_TOKENS, load_encoder
+
+    set_seed(args.seed)
+    tokenizer, encoder = load_encoder(args.base)
+    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
+                      target_modules=["query", "key", "value", "dense"])
+    encoder = get_peft_model(encoder, lora)
+    model = PooledClassifier(encoder, weight, bias)
+
+    def tokenized(xs, ys):
+        enc = tokenizer(xs, truncation=True, max_length=MAX_TOKENS)
+        return [{**{k: enc[k][i] for k in enc}, "labels": int(y)} for i, y in enumerate(ys)]
+
+    steps_per_epoch = -(-len(texts) // args.batch_size)
+    checkpoints = Path(args.checkpoints or out / "checkpoints")
+    training = TrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=128, learning_rate=args.lr, weight_decay=0.01, lr_scheduler_type="linear",
+        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), eval_strategy="epoch", save_strategy="epoch",
+        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="accuracy",
+        greater_is_better=True, logging_steps=50, report_to=[], seed=args.seed, data_seed=args.seed,
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+    trainer = Trainer(
+        model=model, args=training, train_dataset=tokenized(texts, labels),
+        eval_dataset=tokenized(val_texts, val_labels), data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
+    resume = args.resume and any(checkpoints.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
+    encoder.save_pretrained(str(out / "adapter"))
+    history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
+               for h in trainer.state.log_history if "eval_accuracy" in h]
+    shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
+    info = {"epochs_run": round(trainer.state.epoch, 2), "best_validation_accuracy": trainer.state.best_metric,
+            "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1), "history": history,
+            "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": ["query", "key", "value", "dense"]},
+            "lr": args.lr, "batch_size": args.batch_size}
+    return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
+
+
+class PooledClassifier(torch.nn.Module):
+    """Encoder, mean pooling (as in SentenceEncoder), dropout, linear head."""
+
+    def __init__(self, encoder, weight: np.ndarray, bias: np.ndarray):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(0.1)
+        self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.head.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+            self.head.bias.copy_(torch.from_numpy(bias))
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+        logits = self.head(self.dropout(SentenceEncoder.pool(hidden, attention_mask)))
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
+        return out
+
+
+def train(args: argparse.Namespace) -> dict:
     from sklearn.model_selection import train_test_split
 
-    random.seed(args.seed)
     np.random.seed(args.seed)
     started = time.time()
     examples = read_examples(args.train)
@@ -121,46 +217,54 @@ def train(args: argparse.Namespace) -> dict:
                                                   stratify=labels, random_state=args.seed)
     except ValueError as exc:
         raise AgentError(f"cannot make a stratified validation split: {exc}") from None
-    encoder = SentenceEncoder(args.base)
-    tr_e = encoder.encode(tr_x, progress=True)
-    va_e = encoder.encode(va_x, progress=True)
     index = {lab: i for i, lab in enumerate(label_set)}
     tr_i, va_i = np.array([index[y] for y in tr_y]), np.array([index[y] for y in va_y])
-
-    best = None
-    for c in (4.0, 16.0, 64.0, 256.0):
-        model = LogisticRegression(C=c, max_iter=3000)
-        model.fit(tr_e, tr_i)
-        acc = float((model.predict(va_e) == va_i).mean())
-        print(f"C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
-        if best is None or acc > best[0]:
-            best = (acc, c, model)
-    _, c, model = best
-    # The classes LogisticRegression saw are all of label_set (stratified split keeps each in train).
-    weight, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
-    temperature = fit_temperature(va_e @ weight.T + bias, va_i)
-    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
-                      encoder=args.base, metrics={})
-    probs = head.probabilities(va_e)
-    head.threshold = round(choose_threshold(probs.max(axis=1), probs.argmax(axis=1) == va_i,
-                                            args.target_precision), 4)
-    validation = evaluate(head, va_e, va_y)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+
+    encoder = SentenceEncoder(args.base)
+    tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
+    weight, bias, c = linear_head(tr_e, tr_i, va_e, va_i, grid=(16.0,) if args.method == "lora" else (4.0, 16.0, 64.0))
+    details = {"C": c}
+    adapter = None
+    if args.method == "lora":
+        weight, bias, details["fine_tune"] = fine_tune(args, tr_x, tr_i, va_x, va_i, weight, bias, out)
+        adapter = "adapter"
+        encoder = SentenceEncoder(args.base, adapter=str(out / adapter))
+        tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
+    elif (out / "adapter").exists():
+        shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
+
+    temperature = fit_temperature(va_e @ weight.T + bias, va_i)
+    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
+                      encoder=args.base, metrics={}, adapter=adapter,
+                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)))
+    probs = head.probabilities(va_e)
+    correct = probs.argmax(axis=1) == va_i
+    half = args.escalate_budget / 2
+    head.threshold = round(float(np.quantile(probs.max(axis=1)[correct], half)), 4)
+    head.oos.threshold = round(float(np.quantile(head.oos.distance(va_e)[correct], 1 - half)), 2)
+
+    validation = evaluate(head, va_e, va_y)
     write_reports(out, label_set, va_y, validation.pop("_predicted"))
-    metrics = {"method": "linear head on frozen mean-pooled embeddings (logistic regression)",
+    metrics = {"method": {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
+                          "head": "linear head on frozen encoder (logistic regression)"}[args.method],
                "base": args.base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
-               "C": c, "temperature": round(temperature, 4), "threshold": head.threshold,
-               "target_precision": args.target_precision, "seed": args.seed,
-               "validation": validation, "train_seconds": round(time.time() - started, 1)}
+               "temperature": round(temperature, 4), "threshold": head.threshold,
+               "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
+               **details, "validation": validation}
+    if args.oos:
+        queries = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
+        metrics["out_of_scope"] = {"file": Path(args.oos).name, "queries": len(queries),
+                                   "escalated": round(float(escalations(head, encoder.encode(queries)).mean()), 4)}
     if args.eval:
         held = read_examples(args.eval)
         result = evaluate(head, encoder.encode([e.text for e in held], progress=True), [e.intent for e in held])
         result.pop("_predicted")
         metrics["eval"] = result
+    metrics["train_seconds"] = round(time.time() - started, 1)
     head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval")}
-    head.metrics["validation_accuracy"] = validation["accuracy"]
-    head.metrics["validation_macro_f1"] = validation["macro_f1"]
+    head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
     head.save(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
@@ -169,14 +273,16 @@ def train(args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        torch.set_num_threads(os.cpu_count() or 1)
         metrics = train(args)
     except AgentError as exc:
         print(f"finetune.intent: error: {exc}", file=sys.stderr)
         return 2
     v = metrics["validation"]
     print(json.dumps({"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
-                      "threshold": metrics["threshold"], "answered_fraction": v["answered_fraction"],
-                      "answered_accuracy": v["answered_accuracy"], "seconds": metrics["train_seconds"]}))
+                      "escalated_fraction": v["escalated_fraction"], "answered_accuracy": v["answered_accuracy"],
+                      "out_of_scope_escalated": metrics.get("out_of_scope", {}).get("escalated"),
+                      "seconds": metrics["train_seconds"]}))
     return 0
 
 

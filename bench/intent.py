@@ -1,0 +1,119 @@
+"""Intent benchmark: the agent's classifier beside TF-IDF + logistic regression, trained in the same run.
+
+    python bench/intent.py [--model DIR] [--test FILE] [--oos FILE] [--repeats 200]
+
+Held-out data: ``--test`` if given (e.g. the Banking77 test split), else the validation split that
+finetune/intent.py held out (same seed; it was used for early stopping and thresholds, so figures
+on it are slightly optimistic). Prints accuracy, macro-F1, escalation figures, single-message
+latency (median, p95) and batch throughput.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.pipeline import Agent  # noqa: E402
+from agent.settings import Settings  # noqa: E402
+from finetune.data import read_examples  # noqa: E402
+from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN  # noqa: E402
+
+
+def split(train_file: str, fraction: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    ex = read_examples(train_file)
+    return train_test_split([e.text for e in ex], [e.intent for e in ex], test_size=fraction,
+                            stratify=[e.intent for e in ex], random_state=seed)
+
+
+def latency(fn, texts: list[str], repeats: int) -> tuple[float, float]:
+    for t in texts[:10]:
+        fn(t)  # warm-up
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        fn(texts[i % len(texts)])
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def throughput(fn, texts: list[str]) -> float:
+    start = time.perf_counter()
+    fn(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def scores(truth, predicted) -> tuple[float, float]:
+    from sklearn.metrics import f1_score
+
+    return float(np.mean([t == p for t, p in zip(truth, predicted)])), float(
+        f1_score(truth, predicted, average="macro", zero_division=0))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default")
+    p.add_argument("--train", default=str(DEFAULT_TRAIN))
+    p.add_argument("--test")
+    p.add_argument("--oos", default=str(DEFAULT_OOS))
+    p.add_argument("--repeats", type=int, default=200)
+    p.add_argument("--seed", type=int, default=13)
+    args = p.parse_args()
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    tr_x, va_x, tr_y, va_y = split(args.train, 0.1, args.seed)
+    if args.test:
+        held = read_examples(args.test)
+        va_x, va_y = [e.text for e in held], [e.intent for e in held]
+    oos = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
+    print(f"held-out: {len(va_x)} messages ({'--test file' if args.test else 'validation split'}); "
+          f"out-of-scope: {len(oos)} queries", file=sys.stderr)
+
+    rows = []
+    t0 = time.perf_counter()
+    tfidf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+                          LogisticRegression(C=20, max_iter=3000)).fit(tr_x, tr_y)
+    train_s = time.perf_counter() - t0
+    acc, f1 = scores(va_y, tfidf.predict(va_x))
+    med, p95 = latency(lambda t: tfidf.predict([t]), va_x, args.repeats)
+    rows.append(("TF-IDF + logistic regression", acc, f1, None, None, med, p95,
+                 throughput(tfidf.predict, va_x), f"trained here in {train_s:.0f} s"))
+
+    agent = Agent(Settings().replace(intent_model=args.model)).warm_up()
+    clf = agent.classifier
+    preds = clf.classify(va_x)
+    predicted = [pr.top[0].intent for pr in preds]
+    acc, f1 = scores(va_y, predicted)
+    answered = [not (pr.out_of_scope or pr.top[0].probability < clf.threshold) for pr in preds]
+    kept = float(np.mean([a and t == p for a, t, pr, p in zip(answered, va_y, preds, predicted)]))
+    oos_escalated = float(np.mean([pr.out_of_scope or pr.top[0].probability < clf.threshold
+                                   for pr in clf.classify(oos)]))
+    med, p95 = latency(lambda t: clf.classify([t]), va_x, args.repeats)
+    full_med, full_p95 = latency(agent.understand, va_x, args.repeats)
+    rows.append((f"agent classifier ({clf.head.metrics.get('method', '?')})", acc, f1, kept, oos_escalated,
+                 med, p95, throughput(clf.classify, va_x),
+                 f"full understanding (entities, sentiment): median {full_med:.1f} ms, p95 {full_p95:.1f} ms"))
+
+    print(f"\n{'model':58} {'acc':>6} {'mF1':>6} {'kept':>6} {'oos':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
+    for name, acc, f1, kept, oos_rate, med, p95, tput, note in rows:
+        fmt = lambda v: f"{v:6.3f}" if v is not None else f"{'-':>6}"  # noqa: E731
+        print(f"{name:58} {acc:6.3f} {f1:6.3f} {fmt(kept)} {fmt(oos_rate)} {med:7.2f} {p95:7.2f} {tput:7.0f}")
+        print(f"    {note}")
+    print("\nacc: top-1 accuracy; mF1: macro-F1; kept: correct and not escalated (in-scope); "
+          "oos: share of out-of-scope queries escalated; latency for one message; msg/s for the whole "
+          "held-out set in one call.")
+
+
+if __name__ == "__main__":
+    main()

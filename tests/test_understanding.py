@@ -1,0 +1,64 @@
+"""Sentiment, hand-over cues, out-of-scope detection and the escalation they drive."""
+import numpy as np
+import pytest
+
+from agent.compose import APOLOGY
+from agent.intent import OutOfScope
+from agent.sentiment import handover_reason, sentiment
+from agent.types import Message
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("I want to speak to a real person", "asks for a person"),
+    ("Can I talk to a manager please", "asks for a person"),
+    ("Please put me through to someone who can help", "asks for a person"),
+    ("Is there an actual human there?", "asks for a person"),
+    ("I will be contacting my lawyer about this transfer", "legal or regulatory threat"),
+    ("I'm going to report you to the Financial Conduct Authority", "legal or regulatory threat"),
+    ("This is ABSOLUTELY RIDICULOUS, third time I am asking!!! Useless bank.", "angry customer"),
+    ("I am furious, you took my money", "angry customer"),
+])
+def test_handover_cues(text, reason):
+    assert handover_reason(text, sentiment(text)).startswith(reason)
+
+
+@pytest.mark.parametrize("text", [
+    "My card has not arrived yet", "I lost my card", "I was charged twice, please fix it",
+    "Thanks so much, that was really helpful!", "How do I top up by bank transfer?",
+])
+def test_ordinary_requests_are_not_handed_over(text):
+    assert handover_reason(text, sentiment(text)) is None
+
+
+def test_sentiment_labels():
+    assert sentiment("Thank you, that was brilliant").label == "positive"
+    assert sentiment("my card has not arrived").label == "neutral"
+    assert sentiment("This is terrible and I am very upset").label == "negative"
+
+
+def test_angry_message_escalates_with_reason_and_apology(agent):
+    reply = agent.handle(Message("This is a disgrace!!! I was charged twice for £20 and nobody helps", "email"))
+    assert reply.escalate and reply.reason.startswith("angry customer")
+    assert reply.sentiment["label"] == "negative" and APOLOGY in reply.text
+
+
+def test_upset_but_answerable_customer_gets_an_apology_and_the_answer(agent):
+    reply = agent.handle(Message("I'm a bit worried, my card still has not arrived", "email"))
+    assert not reply.escalate and APOLOGY in reply.text and reply.passages[0] in reply.text
+
+
+@pytest.mark.parametrize("text", ["What's the weather going to be like in Lisbon tomorrow?",
+                                  "Play some relaxing jazz music", "How long should I boil an egg?"])
+def test_out_of_scope_queries_escalate(agent, text):
+    u = agent.understand(text)
+    assert u.escalate and u.reason.startswith(("out of scope", "low confidence"))
+
+
+def test_mahalanobis_distance_matches_direct_formula():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)
+    oos = OutOfScope.fit(x, labels, 3)
+    q = rng.normal(size=(4, 5)).astype(np.float32)
+    direct = [min(float((v - m) @ oos.precision @ (v - m)) for m in oos.means) for v in q]
+    assert np.allclose(oos.distance(q), direct, rtol=1e-4)
+    assert oos.distance(oos.means[:1] + 0)[0] < 1e-3 < oos.distance(oos.means[:1] + 10)[0]
