@@ -13,12 +13,16 @@ setting            package(s)                                   format
 
 Any other name goes through the owning library's normal loading (a Whisper size or
 Hugging Face id is downloaded by that library when online); an existing path is used as is.
+For openai-whisper, ``whisper_checkpoint`` converts the packaged CTranslate2 Whisper weights once
+into a checkpoint that ``whisper.load_model`` accepts, kept in the cache.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from .types import AgentError
@@ -48,6 +52,34 @@ def whisper_ct2(name: str, cache_dir: str | os.PathLike) -> str:
     if name == "base":
         return str(_joined_whisper_base(Path(cache_dir)))
     return name
+
+
+PACKAGED_WHISPER = ("tiny.en", "base")
+
+
+def whisper_checkpoint(name: str, cache_dir: str | os.PathLike,
+                       convert: Callable[[Path, Path], object]) -> str:
+    """A checkpoint file that ``whisper.load_model`` accepts for ``name``, or ``name`` for it to download.
+
+    The packaged names (``tiny.en``, ``base``; openai-whisper's ``base`` is the same multilingual model)
+    and local CTranslate2 directories are converted once, by ``convert(ct2_dir, out_path)``
+    (``channels.whisper_convert.convert``; passed in because ``agent/`` never imports a channel), into
+    ``cache_dir/whisper-openai/``; later calls reuse the file. An existing file is used as is; any other
+    name (``small``, ``large-v3``, ...) is left to openai-whisper.
+    """
+    path = Path(name).expanduser()
+    if path.is_file():
+        return str(path)
+    if not (path.is_dir() or name in PACKAGED_WHISPER):
+        return name
+    source = Path(whisper_ct2(name, cache_dir))
+    size = (source / "model.bin").stat().st_size
+    label = name if name in PACKAGED_WHISPER and not path.is_dir() else \
+        "local-" + hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
+    target = Path(cache_dir) / "whisper-openai" / f"{label}-{size}.pt"  # a changed model.bin gets a new file
+    if not target.is_file():
+        convert(source, target)  # writes atomically
+    return str(target)
 
 
 def _joined_whisper_base(cache_dir: Path) -> Path:

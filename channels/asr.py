@@ -1,8 +1,37 @@
-"""Speech recognition engines behind one interface. Each returns a ``Transcript``."""
+"""Speech recognition engines behind one interface. Each returns a ``Transcript``.
+
+Two engines run the same Whisper weights:
+
+* ``faster-whisper``: CTranslate2, int8 on CPU and float16 on CUDA (``asr_compute_type``). The faster one
+  on every machine we measured, so ``asr_engine = "auto"`` picks it whenever it is installed.
+* ``openai-whisper``: OpenAI's PyTorch reference implementation, float32 on CPU and float16 on CUDA. The
+  packaged weights ship in CTranslate2's format; they are converted once into a checkpoint that
+  ``whisper.load_model`` accepts (``channels/whisper_convert.py``) and cached in ``cache_dir``.
+
+Both share one front end, here, so that they see the same audio and return the same ``Transcript``:
+
+* Silero voice-activity detection (the model faster-whisper bundles) keeps only speech. A recording
+  with no speech returns an empty text and ``no_speech = True`` without the decoder ever running, so
+  Whisper gets no chance to invent text on silence; segments Whisper itself rates as non-speech with
+  low confidence are dropped as well (tones, music, noise that VAD let through).
+* Long recordings are decoded and recognised in windows of at most ``WINDOW_S`` seconds per channel,
+  cut in a pause, so memory stays flat however long the recording is (an hour of 16 kHz float32 would
+  be 230 MB of samples alone, and several times that in features).
+* Stereo two-party recordings (one party per channel) are recognised per channel and merged in time
+  order, each segment labelled with its speaker: channel 0 (left) is the customer and channel 1
+  (right) the agent by default (``speakers``). Stereo files whose channels carry the same signal are
+  treated as mono.
+* Many short clips are packed several to one 30-second Whisper window (``transcribe_many``): Whisper
+  always encodes a full 30 s window, so a 3-second clip alone pays for ten times its length.
+"""
 from __future__ import annotations
 
+import math
+import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -10,8 +39,27 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
+from . import audio as audio_io
 from . import engine_class
 from .audio import SAMPLE_RATE
+
+DEFAULT_SPEAKERS = ("customer", "agent")  # channel 0 (left), channel 1 (right) of a two-party recording
+WINDOW_S = 300.0  # audio held per channel at once; a window is cut in a pause
+BLOCK_S = 30.0  # decoding block
+PACK_WINDOW_S = 28.0  # packed clips fill a Whisper window up to this (it holds 30 s)
+PACK_GAP_S = 1.0  # silence between packed clips
+PACK_MAX_CLIP_S = 10.0  # clips with more speech than this are recognised on their own
+SAME_CHANNELS = 0.01  # stereo whose channel difference has < 1% of the energy is one signal, not two parties
+# Whisper invents text on sound that is not speech (tones, music, noise that got past VAD). A segment is
+# dropped when Whisper itself rates it as probably not speech and is unsure of its words (its own rule,
+# and a stricter no-speech bar with a looser confidence one), when it has no letters or digits
+# (".", "...", "♪"), or when it is one of the stock phrases Whisper learnt from subtitles and says with
+# little confidence.
+NO_SPEECH_PROB, LOW_LOGPROB = 0.6, -1.0
+SURE_NO_SPEECH_PROB, UNSURE_LOGPROB = 0.8, -0.5
+UNCONFIRMED_NO_SPEECH_PROB, UNCONFIRMED_LOGPROB = 0.4, -1.0  # for sound the VAD model did not call speech
+STOCK_PHRASES = ("thanks for watching", "thank you for watching", "subscribe", "subtitles", "amara.org",
+                 "www.", ".com", "transcribed by", "captions by")
 
 
 @dataclass
@@ -33,9 +81,32 @@ class Transcript:
     engine: str = ""
     model: str = ""
     seconds: float = 0.0  # wall-clock time spent transcribing
+    no_speech: bool = False  # True when the recording holds no speech (the text is then empty)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def turns(self) -> list[dict]:
+        """Consecutive segments of one speaker joined: ``[{"speaker", "start", "end", "text"}]``."""
+        turns: list[dict] = []
+        for s in self.segments:
+            if turns and turns[-1]["speaker"] == s.speaker:
+                turns[-1]["end"], turns[-1]["text"] = s.end, f"{turns[-1]['text']} {s.text}"
+            else:
+                turns.append({"speaker": s.speaker, "start": s.start, "end": s.end, "text": s.text})
+        return turns
+
+
+@dataclass
+class _Recognised:
+    """One segment as an engine returns it, on the timeline of the audio it was given."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    words: list[tuple[float, float, str]] = field(default_factory=list)
 
 
 def cuda_available() -> bool:
@@ -47,46 +118,424 @@ def cuda_available() -> bool:
         return False
 
 
-class FasterWhisperEngine:
+def _cpu_count() -> int:
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else "no detail"
+
+
+class _Speech:
+    """The speech parts of one audio array (Silero VAD), joined, with the way back to original times."""
+
+    def __init__(self, samples: np.ndarray, chunks: list[dict]):
+        self.chunks = chunks
+        self.audio = (np.concatenate([samples[c["start"]:c["end"]] for c in chunks]) if chunks
+                      else np.zeros(0, np.float32))
+        self._ends = np.cumsum([c["end"] - c["start"] for c in chunks])
+
+    def confirmed(self, start: float, end: float) -> bool:
+        """Whether most of ``start``..``end`` (original seconds) lies in speech the VAD model vouched for."""
+        a, b = start * SAMPLE_RATE, max(end * SAMPLE_RATE, start * SAMPLE_RATE + 1)
+        inside = sum(max(0.0, min(b, c["end"]) - max(a, c["start"])) for c in self.chunks if c.get("confirmed", True))
+        return inside >= 0.5 * (b - a)
+
+    def original(self, t: float, is_end: bool = False) -> float:
+        """Seconds in the joined speech to seconds in the original audio."""
+        if not self.chunks:
+            return t
+        sample = t * SAMPLE_RATE
+        i = int(np.searchsorted(self._ends, sample, side="left" if is_end else "right"))
+        i = min(i, len(self.chunks) - 1)
+        before = self._ends[i - 1] if i else 0
+        within = min(max(sample - before, 0), self._ends[i] - before)  # never past the speech it came from
+        return float(self.chunks[i]["start"] + within) / SAMPLE_RATE
+
+
+def _vad_chunks(samples: np.ndarray) -> list[dict]:
+    """Where the speech is: ``[{"start", "end", "confirmed"}]`` in samples, in time order.
+
+    Silero VAD (faster-whisper's settings, except that a run of speech longer than a minute is split at
+    a short pause, so that a long window can always be cut between words) gives ``confirmed`` chunks.
+    Silero misses much of noisy telephone speech (its score falls below 0.2 on 300-3400 Hz audio at
+    15 dB SNR, where Whisper still hears every word), so stretches well above the recording's noise
+    floor that it did not take are kept too, as unconfirmed: Whisper must then be sure (see ``_invented``).
+    Steady sounds (hum, tones, constant noise) never rise above their own floor.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if samples.size < SAMPLE_RATE // 10:
+        return []
+    chunks = [{**c, "confirmed": True} for c in
+              get_speech_timestamps(samples, VadOptions(max_speech_duration_s=60.0), sampling_rate=SAMPLE_RATE)]
+    chunks += _loud_stretches(samples, chunks)
+    ordered: list[dict] = []
+    for c in sorted(chunks, key=lambda c: c["start"]):  # padded stretches may touch: never repeat audio
+        if ordered and c["start"] < ordered[-1]["end"]:
+            c = {**c, "start": ordered[-1]["end"]}
+        if c["end"] > c["start"]:
+            ordered.append(c)
+    return ordered
+
+
+FRAME = 512  # 32 ms
+LOUD_DB, QUIET_DBFS = 6.0, -50.0  # above the noise floor by this much, and above this absolute level
+SHORTEST_S, PAD_S = 0.3, 0.3  # a loud stretch lasts this long at least ("yes"); widened this much each side
+
+
+def _loud_stretches(samples: np.ndarray, taken: list[dict]) -> list[dict]:
+    """The parts of loud stretches (above the noise floor, ``SHORTEST_S`` or longer) that ``taken`` leaves out."""
+    n = samples.size // FRAME
+    if n < 8:
+        return []
+    energy = 10 * np.log10(np.mean(samples[:n * FRAME].reshape(n, FRAME).astype(np.float64) ** 2, axis=1) + 1e-10)
+    active = (energy > np.percentile(energy, 10) + LOUD_DB) & (energy > QUIET_DBFS)
+    active = _close_gaps(active, int(0.5 * SAMPLE_RATE / FRAME))
+    loud = np.zeros(samples.size, bool)
+    start = None
+    for i, on in enumerate(np.append(active, False)):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            if (i - start) * FRAME >= SHORTEST_S * SAMPLE_RATE:
+                pad = int(PAD_S * SAMPLE_RATE)  # word onsets and endings are quiet
+                loud[max(start * FRAME - pad, 0):i * FRAME + pad] = True
+            start = None
+    for c in taken:
+        loud[c["start"]:c["end"]] = False
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(np.int8), [0]])))
+    return [{"start": int(a), "end": int(b), "confirmed": False} for a, b in zip(edges[::2], edges[1::2])
+            if b - a >= FRAME]
+
+
+def _close_gaps(active: np.ndarray, longest: int) -> np.ndarray:
+    """Fill runs of False no longer than ``longest`` frames between True frames."""
+    out = active.copy()
+    on = np.flatnonzero(active)
+    for a, b in zip(on[:-1], on[1:]):
+        if 1 < b - a <= longest + 1:
+            out[a:b] = True
+    return out
+
+
+class WhisperEngine:
+    """What both Whisper engines share; subclasses load a model and implement ``_recognise``."""
+
+    name = ""
+
+    def __init__(self, settings: Settings):
+        self.model_name = settings.asr_model
+        self.beam_size = max(int(settings.asr_beam_size), 1)
+        self.language = settings.language or None
+        self.cache_dir = settings.cache_dir
+
+    # The engine-specific part -------------------------------------------------------------------
+    def _recognise(self, samples: np.ndarray, language: str | None,
+                   words: bool = False) -> tuple[list[_Recognised], str]:
+        """Whisper on speech-only audio: segments on that audio's timeline, and the language."""
+        raise NotImplementedError
+
+    # One recording --------------------------------------------------------------------------------
+    def transcribe(self, samples: np.ndarray, speakers: Sequence[str] = DEFAULT_SPEAKERS) -> Transcript:
+        """Mono samples (n,), or one row per channel (channels, n), at 16 kHz."""
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim == 2:
+            blocks = (samples[:, i:i + int(BLOCK_S * SAMPLE_RATE)]
+                      for i in range(0, samples.shape[1], int(BLOCK_S * SAMPLE_RATE)))
+        else:
+            blocks = (samples[i:i + int(BLOCK_S * SAMPLE_RATE)]
+                      for i in range(0, len(samples), int(BLOCK_S * SAMPLE_RATE)))
+        return self.transcribe_blocks(blocks, speakers)
+
+    def transcribe_file(self, path: str | Path, speakers: Sequence[str] = DEFAULT_SPEAKERS,
+                        split_channels: bool = True) -> Transcript:
+        """Decode and recognise in bounded windows; a stereo two-party recording gives speaker turns."""
+        return self.transcribe_blocks(audio_io.stream(path, split_channels=split_channels, block_s=BLOCK_S),
+                                      speakers)
+
+    def transcribe_blocks(self, blocks: Iterable[np.ndarray],
+                          speakers: Sequence[str] = DEFAULT_SPEAKERS) -> Transcript:
+        """Recognise a stream of 16 kHz blocks: (n,) mono, or (channels, n)."""
+        started = time.perf_counter()
+        window = int(WINDOW_S * SAMPLE_RATE)
+        buffers: list[np.ndarray] | None = None  # one per channel recognised
+        offsets: list[int] = []
+        split: bool | None = None
+        total = 0
+        found: list[Segment] = []
+        language: str | None = self.language
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            block = block.reshape(1, -1) if block.ndim == 1 else block
+            total += block.shape[1]
+            if buffers is None:
+                buffers, offsets = [np.zeros(0, np.float32)] * block.shape[0], [0] * block.shape[0]
+            for c in range(len(buffers)):
+                buffers[c] = np.concatenate([buffers[c], block[c]]) if buffers[c].size else block[c].copy()
+            if len(buffers) > 1 and split is None and buffers[0].size >= window:
+                split, buffers = self._decide_split(buffers)
+            for c, buf in enumerate(buffers):
+                while buf.size >= window:
+                    cut, segs, language = self._window(buf, offsets[c], language, final=False)
+                    found += self._label(segs, c, split, speakers)
+                    buf, offsets[c] = buf[cut:].copy(), offsets[c] + cut
+                buffers[c] = buf
+        if buffers is None:
+            raise AgentError("no audio samples to transcribe")
+        if len(buffers) > 1 and split is None:
+            split, buffers = self._decide_split(buffers)
+        for c, buf in enumerate(buffers):
+            if buf.size:
+                _, segs, language = self._window(buf, offsets[c], language, final=True)
+                found += self._label(segs, c, split, speakers)
+        found.sort(key=lambda s: (s.start, s.end))
+        return self._transcript(found, language, total / SAMPLE_RATE, time.perf_counter() - started)
+
+    @staticmethod
+    def _decide_split(buffers: list[np.ndarray]) -> tuple[bool, list[np.ndarray]]:
+        """Two parties on two channels, or one signal copied to both (then mixed to mono)?"""
+        n = min(b.size for b in buffers)
+        first, others = buffers[0][:n].astype(np.float64), [b[:n].astype(np.float64) for b in buffers[1:]]
+        energy = float((first ** 2).sum() + sum((o ** 2).sum() for o in others))
+        difference = float(sum(((first - o) ** 2).sum() for o in others))
+        if energy > 0 and difference > SAME_CHANNELS * energy:
+            return True, buffers
+        return False, [np.mean(buffers, axis=0).astype(np.float32)]
+
+    @staticmethod
+    def _label(segments: list[Segment], channel: int, split: bool | None, speakers: Sequence[str]) -> list[Segment]:
+        if split:
+            for s in segments:
+                s.speaker = speakers[channel] if channel < len(speakers) else f"channel {channel}"
+        return segments
+
+    def _window(self, buf: np.ndarray, offset: int, language: str | None,
+                final: bool) -> tuple[int, list[Segment], str | None]:
+        """Recognise ``buf`` up to a pause (all of it if ``final``); the cut, segments on the file's timeline."""
+        chunks = _vad_chunks(buf)
+        cut = buf.size
+        if not final and len(chunks) > 1 and chunks[-1]["start"] >= buf.size // 2:
+            cut = chunks[-1]["start"]  # the last speech run may go on in the next block: keep it
+            chunks = chunks[:-1]
+        segments: list[Segment] = []
+        if chunks:
+            speech = _Speech(buf, chunks)
+            recognised, language = self._recognise(speech.audio, language)
+            base = offset / SAMPLE_RATE
+            for r in recognised:
+                start, end = speech.original(r.start), speech.original(r.end, is_end=True)
+                if _invented(r, speech.confirmed(start, end)):
+                    continue
+                segments.append(Segment(start=round(base + start, 2), end=round(base + end, 2), text=r.text,
+                                        avg_logprob=round(r.avg_logprob, 3),
+                                        no_speech_prob=round(r.no_speech_prob, 3)))
+        return cut, segments, language
+
+    def _transcript(self, segments: list[Segment], language: str | None, duration: float,
+                    seconds: float) -> Transcript:
+        return Transcript(text=" ".join(s.text for s in segments), language=language or self.language or "",
+                          duration_s=round(duration, 2), segments=segments, engine=self.name,
+                          model=self.model_name, seconds=round(seconds, 3), no_speech=not segments)
+
+    # Many short clips -----------------------------------------------------------------------------
+    def transcribe_many(self, clips: Sequence[np.ndarray]) -> list[Transcript]:
+        """Mono 16 kHz clips, each transcribed as if alone, several packed into each Whisper window."""
+        started = time.perf_counter()
+        results: list[Transcript | None] = [None] * len(clips)
+        packable: list[tuple[int, _Speech]] = []
+        for i, clip in enumerate(clips):
+            clip = np.asarray(clip, dtype=np.float32)
+            speech = _Speech(clip, _vad_chunks(clip))
+            duration = clip.size / SAMPLE_RATE
+            if not speech.chunks:
+                results[i] = self._transcript([], None, duration, 0.0)
+            elif speech.audio.size > PACK_MAX_CLIP_S * SAMPLE_RATE:
+                results[i] = self.transcribe(clip)
+            else:
+                packable.append((i, speech))
+        gap = np.zeros(int(PACK_GAP_S * SAMPLE_RATE), np.float32)
+        limit = int(PACK_WINDOW_S * SAMPLE_RATE)
+        pack: list[tuple[int, _Speech]] = []
+        packs: list[list[tuple[int, _Speech]]] = []
+        for item in packable:
+            used = sum(s.audio.size + gap.size for _, s in pack)
+            if pack and used + item[1].audio.size > limit:
+                packs.append(pack)
+                pack = []
+            pack.append(item)
+        if pack:
+            packs.append(pack)
+        for pack in packs:
+            self._recognise_pack(pack, gap, clips, results)
+        spent = time.perf_counter() - started
+        for r in results:  # throughput is what packing is for: report each clip's share of the time
+            r.seconds = round(spent / max(len(clips), 1), 3)
+        return results
+
+    def _recognise_pack(self, pack: list[tuple[int, _Speech]], gap: np.ndarray, clips, results) -> None:
+        pieces, spans, t = [], [], 0.0
+        for _, speech in pack:
+            length = speech.audio.size / SAMPLE_RATE
+            spans.append((t, t + length))
+            pieces += [speech.audio, gap]
+            t += length + gap.size / SAMPLE_RATE
+        recognised, language = self._recognise(np.concatenate(pieces), self.language, words=True)
+        per_clip: list[list[Segment]] = [[] for _ in pack]
+        for r in recognised:
+            owned: dict[int, list[tuple[float, float, str]]] = {}
+            for w in r.words:
+                owner = _owner((w[0] + w[1]) / 2, spans, gap.size / SAMPLE_RATE)
+                owned.setdefault(owner, []).append(w)
+            for k, ws in owned.items():
+                text = "".join(w[2] for w in ws).strip()
+                speech, offset = pack[k][1], spans[k][0]
+                start = speech.original(max(ws[0][0] - offset, 0.0))
+                end = speech.original(max(ws[-1][1] - offset, 0.0), is_end=True)
+                if _invented(_Recognised(start, end, text, r.avg_logprob, r.no_speech_prob),
+                             speech.confirmed(start, end)):
+                    continue
+                per_clip[k].append(Segment(start=round(start, 2), end=round(end, 2), text=text,
+                                           avg_logprob=round(r.avg_logprob, 3),
+                                           no_speech_prob=round(r.no_speech_prob, 3)))
+        for k, (i, _) in enumerate(pack):
+            if per_clip[k]:
+                results[i] = self._transcript(per_clip[k], language, clips[i].size / SAMPLE_RATE, 0.0)
+            else:  # speech Whisper skipped inside the pack: give the clip its own window
+                results[i] = self.transcribe(clips[i])
+
+
+def _invented(r: _Recognised, confirmed: bool = True) -> bool:
+    """Text Whisper most likely made up rather than heard (see STOCK_PHRASES); stricter where the VAD
+    model did not vouch for speech."""
+    if not any(ch.isalnum() for ch in r.text):
+        return True
+    if not confirmed and (r.no_speech_prob > UNCONFIRMED_NO_SPEECH_PROB or r.avg_logprob < UNCONFIRMED_LOGPROB):
+        return True
+    if r.no_speech_prob > NO_SPEECH_PROB and r.avg_logprob < LOW_LOGPROB:
+        return True
+    if r.no_speech_prob > SURE_NO_SPEECH_PROB and r.avg_logprob < UNSURE_LOGPROB:
+        return True
+    unsure = r.no_speech_prob > 0.3 or r.avg_logprob < UNSURE_LOGPROB
+    return unsure and any(p in r.text.lower() for p in STOCK_PHRASES)
+
+
+def _owner(t: float, spans: list[tuple[float, float]], gap: float) -> int:
+    """The packed clip a word at ``t`` belongs to: the one whose span, widened by half a gap, holds it."""
+    for k, (start, end) in enumerate(spans):
+        if t < end + gap / 2:
+            return k
+    return len(spans) - 1
+
+
+class FasterWhisperEngine(WhisperEngine):
     """Whisper through CTranslate2: int8 on CPU, float16 on CUDA."""
 
     name = "faster-whisper"
 
     def __init__(self, settings: Settings):
+        super().__init__(settings)
         from faster_whisper import WhisperModel
 
-        self.model_name = settings.asr_model
         device = settings.asr_device
         if device == "auto":
             device = "cuda" if cuda_available() else "cpu"
         compute_type = settings.asr_compute_type
         if compute_type == "auto":
             compute_type = "float16" if device == "cuda" else "int8"
-        self.beam_size = settings.asr_beam_size
-        self.language = settings.language or None
+        self.device, self.compute_type = device, compute_type
         source = store.whisper_ct2(self.model_name, settings.cache_dir)
         try:
-            self.model = WhisperModel(source, device=device, compute_type=compute_type)
+            self.model = WhisperModel(source, device=device, compute_type=compute_type,
+                                      cpu_threads=_cpu_count() if device == "cpu" else 0)
         except Exception as exc:  # hub errors, bad files and CUDA errors all come from different libraries
             raise AgentError(f"Whisper model '{self.model_name}' could not be loaded on {device} "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}); "
+                             f"({type(exc).__name__}: {_first_line(exc)}); "
                              "packaged models: 'base', 'tiny.en'; or set SUPPORT_AGENT_ASR_MODEL to a local "
                              "CTranslate2 directory") from None
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        started = time.perf_counter()
+    def _recognise(self, samples, language, words=False):
         segments, info = self.model.transcribe(
-            audio, beam_size=self.beam_size, language=self.language, vad_filter=True,
+            samples, beam_size=self.beam_size, language=language, vad_filter=False, word_timestamps=words,
             condition_on_previous_text=False)  # stops one misheard phrase from repeating down the call
-        segs = [Segment(start=round(s.start, 2), end=round(s.end, 2), text=s.text.strip(),
-                        avg_logprob=round(s.avg_logprob, 3), no_speech_prob=round(s.no_speech_prob, 3))
-                for s in segments]
-        return Transcript(text=" ".join(s.text for s in segs if s.text), language=info.language,
-                          duration_s=round(len(audio) / SAMPLE_RATE, 2), segments=segs, engine=self.name,
-                          model=self.model_name, seconds=round(time.perf_counter() - started, 3))
+        out = [_Recognised(start=s.start, end=s.end, text=s.text.strip(), avg_logprob=s.avg_logprob,
+                           no_speech_prob=s.no_speech_prob,
+                           words=[(w.start, w.end, w.word) for w in (s.words or [])])
+               for s in segments]
+        return out, info.language
 
 
-ENGINES = {FasterWhisperEngine.name: FasterWhisperEngine}
+class OpenAIWhisperEngine(WhisperEngine):
+    """OpenAI's reference Whisper (PyTorch): float16 on CUDA, float32 on CPU.
+
+    ``base`` and ``tiny.en`` are the packaged CTranslate2 weights, converted once into ``cache_dir``; other
+    official names (``small``, ``medium``, ``large-v3``, ...) are downloaded by openai-whisper when online;
+    a ``.pt`` checkpoint or a CTranslate2 directory can be given as a path.
+    """
+
+    name = "openai-whisper"
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        try:
+            import torch
+            import whisper
+        except ImportError:
+            raise AgentError("the openai-whisper engine needs the package 'openai-whisper': "
+                             "pip install openai-whisper") from None
+        from . import whisper_convert
+
+        device = settings.asr_device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        compute_type = settings.asr_compute_type
+        if compute_type == "auto":
+            compute_type = "float16" if device.startswith("cuda") else "float32"
+        if compute_type not in ("float16", "float32"):
+            raise AgentError(f"openai-whisper computes in float16 or float32, not '{compute_type}' "
+                             "(set asr_compute_type to auto)")
+        if compute_type == "float16" and not device.startswith("cuda"):
+            raise AgentError("float16 needs a CUDA device for openai-whisper; on CPU it computes in float32")
+        self.device, self.compute_type = device, compute_type
+        checkpoint = store.whisper_checkpoint(self.model_name, settings.cache_dir, whisper_convert.convert)
+        try:
+            self.model = whisper.load_model(checkpoint, device=device)  # official names: ~/.cache/whisper
+        except Exception as exc:  # download, file and CUDA errors all come from different libraries
+            raise AgentError(f"Whisper model '{self.model_name}' could not be loaded by openai-whisper on {device} "
+                             f"({type(exc).__name__}: {_first_line(exc)}); packaged models: 'base', 'tiny.en'; "
+                             "or an official Whisper name when online, a .pt checkpoint or a CTranslate2 "
+                             "directory") from None
+        if Path(checkpoint).is_file():
+            heads = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("alignment_heads")
+            whisper_convert.set_alignment_heads(self.model, heads)
+
+    def _recognise(self, samples, language, words=False):
+        result = self.model.transcribe(
+            samples, language=language, beam_size=self.beam_size if self.beam_size > 1 else None,
+            best_of=5, fp16=self.compute_type == "float16", condition_on_previous_text=False,
+            word_timestamps=words, verbose=None)
+        out = [_Recognised(start=s["start"], end=s["end"], text=s["text"].strip(), avg_logprob=s["avg_logprob"],
+                           no_speech_prob=s["no_speech_prob"],
+                           words=[(w["start"], w["end"], w["word"]) for w in s.get("words", [])])
+               for s in result["segments"]]
+        return out, result.get("language") or language or "en"
+
+
+def _auto(settings: Settings):
+    """The faster engine for this machine: faster-whisper (CTranslate2) wherever it is installed."""
+    try:
+        import ctranslate2  # noqa: F401
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return OpenAIWhisperEngine(settings)
+    return FasterWhisperEngine(settings)
+
+
+ENGINES = {FasterWhisperEngine.name: FasterWhisperEngine, OpenAIWhisperEngine.name: OpenAIWhisperEngine,
+           "auto": _auto}
 
 
 def load_engine(settings: Settings):
