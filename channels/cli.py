@@ -41,18 +41,33 @@ def cmd_call(args, settings):
 
 
 def cmd_email(args, settings):
+    """One JSON object per input message; a summary line on stderr. Exit 0 once every message got an
+    action (rejected ones included); 1 when the source, outbox or state store cannot be used, or when
+    the one message on standard input is rejected."""
     from agent.pipeline import Agent
-    from channels import email
+    from channels import mailstore
 
-    if args.source != "-":
-        raise AgentError("only '-' (one message on standard input) is supported as a source so far")
-    raw = sys.stdin.buffer.read(email.MAX_MESSAGE_BYTES + 1)
-    result = email.handle(raw, Agent(settings), args.outbox or settings.outbox)
-    _print(result.to_dict())
-    if result.action == "rejected":
+    if args.source not in (None, "-"):
+        raise AgentError(f"unknown email source '{args.source}': give --mbox PATH, --maildir PATH or '-'")
+    if sum(bool(s) for s in (args.source, args.mbox, args.maildir)) != 1:
+        raise AgentError("give exactly one email source: --mbox PATH, --maildir PATH or '-' (standard input)")
+    settings = settings.replace(from_address=args.from_address)
+    outbox = Path(args.outbox or settings.outbox)
+    items = mailstore.open_source(args.mbox, args.maildir, sys.stdin.buffer)
+    smtp = mailstore.SmtpSender(args.smtp) if args.smtp else None
+    result = None
+    with mailstore.StateStore(args.state or mailstore.default_state(outbox)) as state:
+        runner = mailstore.Runner(Agent(settings), outbox, state, smtp, record_rejected=args.source != "-")
+        try:
+            for result in runner.run(items):
+                _print(result.to_dict(reply=args.source == "-"))
+        finally:
+            if smtp is not None:
+                smtp.close()
+    if args.source == "-" and result is not None and result.action == "rejected":
         print(f"support-agent: error: {result.reason}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"support-agent: 1 message: {result.action}", file=sys.stderr)
+    print(f"support-agent: {runner.summary()}", file=sys.stderr)
     return 0
 
 
@@ -81,20 +96,49 @@ def cmd_transcribe(args, settings):
 
     settings = settings.replace(asr_engine=args.engine, asr_model=args.model, asr_device=args.device,
                                 asr_beam_size=args.beam_size)
+    speakers = [s.strip() for s in args.speakers.split(",")] if args.speakers else list(asr.DEFAULT_SPEAKERS)
     engine = asr.load_engine(settings)
-    failed = 0
-    for path in args.files:
+    failed = []
+    short: list[tuple[str, object]] = []  # short mono recordings waiting to share Whisper windows
+
+    def fail(path, exc):
+        failed.append(path)
+        _print({"file": path, "error": str(exc)})
+
+    def show(path, transcribe):
         try:
-            t = engine.transcribe(audio.decode(path))
-        except AgentError as exc:
-            failed += 1
-            _print({"file": path, "error": str(exc)})
+            d = transcribe().to_dict()
+        except AgentError as exc:  # this file fails; the others go on
+            fail(path, exc)
+            return
+        _print({"file": path, **{k: d[k] for k in ("text", "language", "duration_s", "segments", "engine", "model",
+                                                   "seconds", "no_speech")}})
+
+    def flush():
+        try:
+            results = engine.transcribe_many([clip for _, clip in short]) if short else []
+        except AgentError:
+            results = [None] * len(short)  # one at a time instead
+        for (path, clip), transcript in zip(short, results):
+            show(path, lambda: transcript or engine.transcribe(clip))
+        short.clear()
+
+    for path in args.files:
+        duration, channels = audio.probe(path)
+        if args.pack and channels == 1 and duration is not None and duration <= asr.PACK_MAX_CLIP_S:
+            try:
+                short.append((path, audio.decode(path)))
+            except AgentError as exc:
+                flush()  # the output keeps the order of the files
+                fail(path, exc)
+            if len(short) >= 64:
+                flush()
             continue
-        d = t.to_dict()
-        _print({"file": path, **{k: d[k] for k in ("text", "language", "duration_s", "segments", "engine",
-                                                   "model", "seconds")}})
+        flush()
+        show(path, lambda: engine.transcribe_file(path, speakers=speakers))
+    flush()
     if failed:
-        print(f"support-agent: {failed} of {len(args.files)} files failed", file=sys.stderr)
+        print(f"support-agent: {len(failed)} of {len(args.files)} files failed", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
@@ -125,9 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="where to write the spoken reply (default: RECORDING-reply.wav here)")
     c.set_defaults(func=cmd_call)
 
-    e = sub.add_parser("email", help="answer an email with a threaded draft in an outbox Maildir")
-    e.add_argument("source", help="'-': one RFC 5322 message on standard input")
-    e.add_argument("--outbox", help="outbox Maildir for drafts (default: setting 'outbox')")
+    e = sub.add_parser("email", help="answer emails (stdin, mbox or Maildir) with threaded drafts, exactly once")
+    e.add_argument("source", nargs="?", help="'-': one RFC 5322 message on standard input")
+    e.add_argument("--mbox", metavar="PATH", help="answer every message of an mbox file")
+    e.add_argument("--maildir", metavar="PATH", help="answer every message of a Maildir (new/, cur/; left as it is)")
+    e.add_argument("--outbox", metavar="DIR", help="outbox Maildir for drafts (default: setting 'outbox')")
+    e.add_argument("--state", metavar="PATH",
+                   help="SQLite record of handled messages (default: OUTBOX/.support-agent-state.sqlite)")
+    e.add_argument("--smtp", metavar="HOST:PORT", help="also send each reply (not escalations) through this server")
+    e.add_argument("--from", dest="from_address", metavar="ADDRESS",
+                   help="our address (default: setting 'from_address')")
     e.set_defaults(func=cmd_email)
 
     k = sub.add_parser("classify", help="intent, confidence, candidates, escalation and entities per line")
@@ -141,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="transcribe audio files, one JSON object per file")
     t.add_argument("files", nargs="+")
-    t.add_argument("--engine")
-    t.add_argument("--model")
-    t.add_argument("--device")
-    t.add_argument("--beam-size", type=int)
+    t.add_argument("--engine", help="faster-whisper, openai-whisper or auto (default: setting 'asr_engine')")
+    t.add_argument("--model", help="base, tiny.en (packaged), a Whisper size, or a path (default: 'asr_model')")
+    t.add_argument("--device", help="auto, cpu or cuda (default: setting 'asr_device')")
+    t.add_argument("--beam-size", type=int, help="beam width (default: setting 'asr_beam_size')")
+    t.add_argument("--speakers", help="who is on each channel of a stereo call, comma-separated "
+                   "(default: customer,agent: left is the customer)")
+    t.add_argument("--no-pack", dest="pack", action="store_false",
+                   help="recognise each short recording in its own Whisper window (default: several share one)")
     t.set_defaults(func=cmd_transcribe)
 
     s = sub.add_parser("speak", help="speak text into an audio file")

@@ -90,4 +90,4 @@ def test_usage_errors_do_not_trace(cli_env):
     proc = run_cli("--set", "asr_beam_size=wide", "reply", "hi", env=cli_env)
     assert "must be int" in one_line_error(proc)
     proc = run_cli("transcribe", "x.wav", "--engine", "nope", env=cli_env)
-    assert "unknown ASR engine 'nope' (available: faster-whisper)" in one_line_error(proc)
+    assert "unknown ASR engine 'nope' (available: faster-whisper, openai-whisper" in one_line_error(proc)

@@ -1,6 +1,7 @@
 """Parsing, filtering and threaded drafts for the email channel."""
 import email
 import mailbox
+import time
 
 import pytest
 
@@ -48,13 +49,66 @@ def test_rfc2047_headers_and_html_only_bodies():
     ("Where is my card?\n\n-----Original Message-----\nFrom: x\nold", "Where is my card?"),
     ("Where is my card?\n-- \nAnna Smith\nACME Ltd", "Where is my card?"),
     ("Where is my card?\n\nSent from my iPhone", "Where is my card?"),
+    ("Where is my card?\n\nOn Mon, 23 Nov 2026 at 10:00, Kestrel Bank Support <support@kestrel.example>\n"
+     "wrote:\n\nOur reply", "Where is my card?"),
+    ("Please see below.\n\nBegin forwarded message:\n\nFrom: Shop\nYour order", "Please see below."),
+    ("Where is my card?\n\n---------- Forwarded message ---------\nFrom: x", "Where is my card?"),
+    ("Where is my card?\n\nBest regards,\nAnna Smith\nHead of Things", "Where is my card?"),
+    ("Thanks,\nmy card is missing", "Thanks,\nmy card is missing"),
 ])
 def test_new_text_drops_quotes_and_signatures(body, expected):
     assert channel.new_text(body) == expected
 
 
+def test_new_text_is_linear_on_hostile_bodies():
+    start = time.perf_counter()
+    for body in ("\n" * 50_000 + "x", " \n" * 50_000 + "x", "On " + "a " * 50_000, "> \n" * 50_000):
+        channel.new_text(body)
+    assert time.perf_counter() - start < 2
+
+
+def test_hostile_html_and_headers_take_linear_time():
+    start = time.perf_counter()
+    for pattern in ("<a ", "<![", "<!--", "<p>x", "<script>", "<blockquote>", "&#x"):
+        channel.html_to_text(pattern * 100_000)
+    parsed = channel.parse(b"From: \xe9" + b"(" * 20_000 + b" <a@b.org>\nSubject: s\n\nhi\n")
+    assert parsed.text == "hi" and time.perf_counter() - start < 5
+
+
+def test_html_quotes_become_quoted_lines_and_are_dropped():
+    markup = ("<div>My card is missing.</div><blockquote type=cite><div>Old answer</div>older line</blockquote>"
+              "<p>Where is it?</p>")
+    assert channel.html_to_text(markup) == "My card is missing.\n\n> Old answer\n> older line\n\nWhere is it?"
+    assert channel.new_text(channel.html_to_text(markup)) == "My card is missing.\n\nWhere is it?"
+
+
+def test_undeclared_8bit_text_and_forwarded_attachments():
+    raw = (b"From: Rene <rene@example.be>\nSubject: x\nMessage-ID: <r@x>\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain; charset=us-ascii\n\n"
+           b"Caf\xe9 payment failed\n--B\nContent-Type: message/rfc822\n\nFrom: shop@x\nSubject: s\n\n"
+           b"forwarded text\n--B--\n")
+    parsed = channel.parse(raw)
+    assert parsed.text == "Café payment failed" and channel.damage(parsed) is None
+
+
+def test_raw_8bit_headers_are_decoded():
+    raw = "From: Zoë Martin <zoe@example.fr>\nSubject: Carte bloquée\nMessage-ID: <z@x>\n\nMy card is blocked.\n"
+    for charset in ("utf-8", "cp1252"):
+        parsed = channel.parse(raw.encode(charset))
+        assert (parsed.sender, parsed.sender_name, parsed.subject) == ("zoe@example.fr", "Zoë", "Carte bloquée")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (" <a@b> ", "<a@b>"), ("junk <a@b> (comment)", "<a@b>"), ("a@b", "a@b"), ("", None), ("a b", None),
+    ("<" + "x" * 2000 + ">", None), ("<caf\u00e9@x>", None),
+])
+def test_message_ids_are_cleaned_for_keys(value, expected):
+    assert channel.clean_message_id(value) == expected
+
+
 @pytest.mark.parametrize("subject, expected", [
     ("Card payment", "Re: Card payment"), ("Re: RE: Aw: Card payment", "Re: Card payment"), ("", "Re: your message"),
+    ("Fwd: Re: Card", "Re: Card"), ("Re: " + "x " * 5000, "Re: " + "x " * 99 + "x"),
 ])
 def test_reply_subject_is_not_stacked(subject, expected):
     assert channel.reply_subject(subject) == expected
@@ -68,9 +122,15 @@ def test_reply_subject_is_not_stacked(subject, expected):
     ("X-Dummy: 1", "MAILER-DAEMON@example.org", "no-reply sender"),
     ("X-Dummy: 1", "no-reply@shop.example", "no-reply sender"),
     ("X-Dummy: 1", "support@kestrel.example", "our own message"),
+    ("Return-Path: <>", "a@example.org", "bounce"),
+    ("X-Failed-Recipients: b@example.org", "a@example.org", "bounce"),
+    ("Precedence: auto_reply", "a@example.org", "bulk mail"),
+    ("X-Support-Agent-Key: <m@x>", "a@example.org", "our own reply"),
+    ("Subject: Automatic reply: away", "a@example.org", "auto-reply or bounce"),
 ])
 def test_never_reply_to_machines_lists_or_ourselves(extra_header, sender, reason):
-    raw = f"From: {sender}\nSubject: hi\nMessage-ID: <m@x>\n{extra_header}\n\nbody\n".encode()
+    subject = "" if extra_header.startswith("Subject") else "Subject: hi\n"
+    raw = f"From: {sender}\n{subject}Message-ID: <m@x>\n{extra_header}\n\nbody\n".encode()
     assert reason in channel.skip_reason(channel.parse(raw), "Kestrel <support@kestrel.example>")
 
 
@@ -96,6 +156,8 @@ def test_handle_writes_a_threaded_draft_into_the_outbox(agent, tmp_path):
     (b"", "rejected", "empty"),
     (b"Subject: no sender\nMessage-ID: <n@x>\n\nplease help\n", "rejected", "no sender"),
     (b"From: bounces@list.example\nList-Id: <l.example>\n\nnews\n", "skipped", "mailing-list"),
+    (b"From: a@b.org\nSubject: s\n\n" + bytes(range(256)) * 20, "rejected", "binary content"),
+    (b"From: <a@b@c>\nSubject: s\n\nmy card", "rejected", "no sender"),
 ])
 def test_bad_or_unanswerable_input_gets_an_action(agent, tmp_path, raw, action, reason):
     result = channel.handle(raw, agent, tmp_path / "outbox")
