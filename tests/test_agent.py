@@ -41,7 +41,7 @@ def test_spoken_reply_is_one_paragraph(agent):
 @pytest.mark.parametrize("text", ["What's the weather like in Lisbon on Saturday?", "banana trampoline seventeen"])
 def test_out_of_scope_messages_escalate_with_a_holding_reply(agent, text):
     reply = agent.handle(Message(text, "email"))
-    assert reply.escalate and reply.reason.startswith("low confidence")
+    assert reply.escalate and reply.reason.startswith("out of scope")
     assert HOLDING_REPLY in reply.text and reply.passages == []
 
 

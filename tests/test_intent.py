@@ -29,8 +29,8 @@ def test_unseen_paraphrases(classifier):
     assert predicted == list(UNSEEN.values())
 
 
-@pytest.mark.xfail(strict=True, reason="known weakness of the frozen-embedding head: theft read as an "
-                   "unrecognised cash withdrawal (it escalates, below threshold); the fine-tuned model should fix it")
+@pytest.mark.xfail(strict=True, reason="known weakness of the shipped model: this theft wording is read as "
+                   "another intent; strict, so a model that gets it right makes this test report it")
 def test_theft_wording(classifier):
     top = classifier.predict(["Someone stole my purse and my bank card was in it"])[0][0]
     assert top.intent == "lost_or_stolen_card"
