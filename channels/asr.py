@@ -10,10 +10,12 @@ Two engines run the same Whisper weights:
 
 Both share one front end, here, so that they see the same audio and return the same ``Transcript``:
 
-* Silero voice-activity detection (the model faster-whisper bundles) keeps only speech. A recording
-  with no speech returns an empty text and ``no_speech = True`` without the decoder ever running, so
-  Whisper gets no chance to invent text on silence; segments Whisper itself rates as non-speech with
-  low confidence are dropped as well (tones, music, noise that VAD let through).
+* Voice-activity detection keeps only speech: Silero VAD (the model faster-whisper bundles), plus loud
+  stretches it missed (it scores noisy 8 kHz telephone speech as non-speech), which Whisper must then
+  recognise with confidence. A recording with no speech returns an empty text and ``no_speech = True``,
+  usually without the decoder ever running, so Whisper gets no chance to invent text on silence;
+  segments Whisper itself rates as non-speech with low confidence, and its stock subtitle phrases, are
+  dropped as well (tones, music and noise that got past VAD; see ``_invented``).
 * Long recordings are decoded and recognised in windows of at most ``WINDOW_S`` seconds per channel,
   cut in a pause, so memory stays flat however long the recording is (an hour of 16 kHz float32 would
   be 230 MB of samples alone, and several times that in features).
@@ -26,10 +28,9 @@ Both share one front end, here, so that they see the same audio and return the s
 """
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
