@@ -26,18 +26,26 @@ class Settings:
     asr_device: str = "auto"  # auto, cpu, cuda
     asr_compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
     asr_beam_size: int = 5
+    asr_speakers: str = "customer,agent"  # who is on each channel of a stereo recording, left first
     language: str = "en"
     # Understanding
     encoder_model: str = "all-MiniLM-L6-v2"  # packaged; any HF encoder id or path
     intent_model: str = "default"  # "default" is the artefact shipped in agent/data/intent
     # Drafting
     knowledge_base: str = "default"  # "default" is agent/data/knowledge/bank.yaml
+    drafter: str = "composer"  # composer (grounded template) or generator (fine-tuned, guarded)
+    generator_model: str = "default"  # "default" is the artefact shipped in agent/data/generator
     # Speech out
     tts_engine: str = "piper"
     tts_voice: str = "en_US-joe-medium"  # packaged; or a path to a Piper .onnx voice
     # Email
     from_address: str = "Kestrel Bank Support <support@kestrel.example>"
     outbox: str = "outbox"
+    # Learning loop
+    records_file: str = ""  # JSONL where every handled message is logged, PII masked ("" = off)
+    feedback_file: str = "feedback.jsonl"  # JSONL where the demo appends human corrections
+    models_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+                          / "support-agent" / "models")  # trained versions and the promoted one
     # Housekeeping
     cache_dir: str = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "support-agent")
     log_level: str = "WARNING"
