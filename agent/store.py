@@ -58,13 +58,12 @@ PACKAGED_WHISPER = ("tiny.en", "base")
 
 
 def whisper_checkpoint(name: str, cache_dir: str | os.PathLike,
-                       convert: Callable[[Path, Path], object]) -> str:
+                       convert: Callable[[Path, Path], object] | None = None) -> str:
     """A checkpoint file that ``whisper.load_model`` accepts for ``name``, or ``name`` for it to download.
 
     The packaged names (``tiny.en``, ``base``; openai-whisper's ``base`` is the same multilingual model)
     and local CTranslate2 directories are converted once, by ``convert(ct2_dir, out_path)``
-    (``channels.whisper_convert.convert``; passed in because ``agent/`` never imports a channel), into
-    ``cache_dir/whisper-openai/``; later calls reuse the file. An existing file is used as is; any other
+    (default ``agent.whisper_weights.convert``), into ``cache_dir/whisper-openai/``; later calls reuse the file. An existing file is used as is; any other
     name (``small``, ``large-v3``, ...) is left to openai-whisper.
     """
     path = Path(name).expanduser()
@@ -78,6 +77,8 @@ def whisper_checkpoint(name: str, cache_dir: str | os.PathLike,
         "local-" + hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:12]
     target = Path(cache_dir) / "whisper-openai" / f"{label}-{size}.pt"  # a changed model.bin gets a new file
     if not target.is_file():
+        if convert is None:
+            from .whisper_weights import convert
         convert(source, target)  # writes atomically
     return str(target)
 

@@ -6,7 +6,7 @@ Two engines run the same Whisper weights:
   on every machine we measured, so ``asr_engine = "auto"`` picks it whenever it is installed.
 * ``openai-whisper``: OpenAI's PyTorch reference implementation, float32 on CPU and float16 on CUDA. The
   packaged weights ship in CTranslate2's format; they are converted once into a checkpoint that
-  ``whisper.load_model`` accepts (``channels/whisper_convert.py``) and cached in ``cache_dir``.
+  ``whisper.load_model`` accepts (``agent/whisper_weights.py``) and cached in ``cache_dir``.
 
 Both share one front end, here, so that they see the same audio and return the same ``Transcript``:
 
@@ -487,7 +487,7 @@ class OpenAIWhisperEngine(WhisperEngine):
         except ImportError:
             raise AgentError("the openai-whisper engine needs the package 'openai-whisper': "
                              "pip install openai-whisper") from None
-        from . import whisper_convert
+        from agent import whisper_weights
 
         device = settings.asr_device
         if device == "auto":
@@ -501,7 +501,7 @@ class OpenAIWhisperEngine(WhisperEngine):
         if compute_type == "float16" and not device.startswith("cuda"):
             raise AgentError("float16 needs a CUDA device for openai-whisper; on CPU it computes in float32")
         self.device, self.compute_type = device, compute_type
-        checkpoint = store.whisper_checkpoint(self.model_name, settings.cache_dir, whisper_convert.convert)
+        checkpoint = store.whisper_checkpoint(self.model_name, settings.cache_dir)
         try:
             self.model = whisper.load_model(checkpoint, device=device)  # official names: ~/.cache/whisper
         except Exception as exc:  # download, file and CUDA errors all come from different libraries
@@ -511,7 +511,7 @@ class OpenAIWhisperEngine(WhisperEngine):
                              "directory") from None
         if Path(checkpoint).is_file():
             heads = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("alignment_heads")
-            whisper_convert.set_alignment_heads(self.model, heads)
+            whisper_weights.set_alignment_heads(self.model, heads)
 
     def _recognise(self, samples, language, words=False):
         result = self.model.transcribe(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 
 from agent import logs
@@ -17,21 +18,29 @@ log = logs.get("voice")
 @dataclass
 class CallResult:
     transcript: asr.Transcript
+    customer_text: str  # what the agent answered: the customer's words only, on a two-party stereo call
     reply: Reply
     audio: Path
     timings: dict[str, float]
 
     def summary(self) -> dict:
-        return {"transcript": self.transcript.text, "intent": self.reply.intent,
+        return {"transcript": self.transcript.text, "customer_text": self.customer_text, "intent": self.reply.intent,
                 "confidence": self.reply.confidence, "reply": self.reply.text, "audio": str(self.audio),
                 "escalate": self.reply.escalate, "reason": self.reply.reason,
                 "top": [vars(s) for s in self.reply.top], "entities": [vars(e) for e in self.reply.entities],
-                "segments": [vars(s) for s in self.transcript.segments], "timings": self.timings}
+                "sentiment": self.reply.sentiment, "segments": [vars(s) for s in self.transcript.segments],
+                "turns": self.transcript.turns(), "timings": self.timings}
 
 
 class VoiceChannel:
     def __init__(self, agent: Agent):
         self.agent = agent
+        # Who is on each channel of a two-party stereo recording, left first (setting ``asr_speakers``).
+        self.speakers = tuple(s.strip() for s in agent.settings.asr_speakers.split(",") if s.strip()) \
+            or asr.DEFAULT_SPEAKERS
+        # The agent answers the party named "customer"; a team that names its parties otherwise lists the
+        # caller first.
+        self.customer = "customer" if "customer" in self.speakers else self.speakers[0]
 
     @cached_property
     def recogniser(self):
@@ -48,26 +57,37 @@ class VoiceChannel:
         return self
 
     def transcribe(self, recording: str | Path) -> asr.Transcript:
-        return self.recogniser.transcribe(audio.decode(recording))
+        return self.recogniser.transcribe_file(recording, speakers=self.speakers)
 
     def speak(self, text: str, out: str | Path) -> Path:
         return audio.write_wav(out, self.speaker.synthesize(text), self.speaker.sample_rate)
 
+    def customer_words(self, transcript: asr.Transcript) -> str:
+        """Everything said on a mono call; on a two-party stereo call only the customer's segments."""
+        if all(s.speaker is None for s in transcript.segments):
+            return transcript.text
+        return " ".join(s.text for s in transcript.segments if s.speaker == self.customer)
+
     def answer(self, recording: str | Path, out: str | Path) -> CallResult:
         timings = {}
+        # Decoded block by block, channels apart, as ``recogniser.transcribe_file`` does; the first block
+        # is taken here so that a bad recording fails before any model loads.
+        blocks = audio.stream(recording, split_channels=True, block_s=asr.BLOCK_S)
         with logs.Timer() as t:
-            samples = audio.decode(recording)
+            first = next(blocks)
         timings["decode"] = t.seconds
-        self.warm_up()  # a bad recording fails above before any model loads; stage timings exclude loading
+        self.warm_up()  # stage timings exclude loading
         with logs.Timer() as t:
-            transcript = self.recogniser.transcribe(samples)
+            transcript = self.recogniser.transcribe_blocks(chain([first], blocks), self.speakers)
         timings["transcribe"] = t.seconds
+        text = self.customer_words(transcript)
         with logs.Timer() as t:
-            reply = self.agent.handle(Message(text=transcript.text, channel="call"))
+            reply = self.agent.handle(Message(text=text, channel="call"))
         timings["understand_and_draft"] = t.seconds
         with logs.Timer() as t:
             path = self.speak(reply.text, out)
         timings["speak"] = t.seconds
         logs.event(log, "call", duration_s=transcript.duration_s, intent=reply.intent, escalate=reply.escalate,
+                   speakers=len({s.speaker for s in transcript.segments}),
                    **{f"{k}_s": v for k, v in timings.items()})
-        return CallResult(transcript, reply, path, timings)
+        return CallResult(transcript, text, reply, path, timings)

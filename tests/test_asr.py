@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from agent import store
+from agent import store, whisper_weights
 from agent.types import AgentError
-from channels import asr, audio, whisper_convert
+from channels import asr, audio
 from conftest import CARD_REQUEST, one_line_error, run_cli, wer
 
 CUSTOMER = "My card was declined at the supermarket this morning."
@@ -73,7 +73,7 @@ def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir
 
     def convert(source, out):
         calls.append(source)
-        return whisper_convert.convert(source, out)
+        return whisper_weights.convert(source, out)
 
     path = store.whisper_checkpoint("tiny.en", cache_dir, convert)
     model = whisper.load_model(path, device="cpu")
@@ -88,7 +88,7 @@ def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir
 def test_openai_base_is_the_packaged_multilingual_base(cache_dir):
     import torch
 
-    path = store.whisper_checkpoint("base", cache_dir, whisper_convert.convert)
+    path = store.whisper_checkpoint("base", cache_dir, whisper_weights.convert)
     dims = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["dims"]
     assert dims["n_vocab"] == 51865 and dims["n_audio_layer"] == 6 and dims["n_text_state"] == 512
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agent.types import AgentError
-from channels import whisper_convert
+from agent import whisper_weights
 
 DIMS = dict(n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=2, n_audio_layer=2, n_vocab=51865,
             n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=2)
@@ -112,7 +112,7 @@ def exported(random_model, tmp_path_factory):
 def test_conversion_gives_back_the_same_weights(random_model, exported, tmp_path):
     import whisper
 
-    checkpoint = whisper_convert.convert(exported, tmp_path / "random.pt")
+    checkpoint = whisper_weights.convert(exported, tmp_path / "random.pt")
     loaded = whisper.load_model(str(checkpoint), device="cpu")  # strict: every name and shape matches
     assert vars(loaded.dims) == DIMS
     original = random_model.state_dict()
@@ -127,7 +127,7 @@ def test_ctranslate2_and_converted_openai_whisper_compute_the_same(exported, tmp
     import ctranslate2
     import whisper
 
-    model = whisper.load_model(str(whisper_convert.convert(exported, tmp_path / "r.pt")), device="cpu")
+    model = whisper.load_model(str(whisper_weights.convert(exported, tmp_path / "r.pt")), device="cpu")
     mel = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(1))
     ct2 = ctranslate2.models.Whisper(str(exported), device="cpu", compute_type="float32")
     with torch.no_grad():
@@ -145,9 +145,9 @@ def test_ctranslate2_and_converted_openai_whisper_compute_the_same(exported, tmp
 
 def test_int8_weights_are_dequantised(random_model, tmp_path):
     exported = _export_ct2(random_model, tmp_path / "int8", quantization="int8")
-    _, _, variables = whisper_convert.read_model_bin(exported / "model.bin")
+    _, _, variables = whisper_weights.read_model_bin(exported / "model.bin")
     assert not any(name.endswith("_scale") for name in variables)  # applied, then dropped
-    dims, state = whisper_convert.to_openai(variables)
+    dims, state = whisper_weights.to_openai(variables)
     original = random_model.state_dict()
     w = state["decoder.blocks.0.cross_attn.value.weight"]
     ref = original["decoder.blocks.0.cross_attn.value.weight"].numpy()
@@ -162,8 +162,8 @@ def test_broken_model_files_give_one_clear_error(exported, tmp_path):
     broken.mkdir()
     (broken / "model.bin").write_bytes((exported / "model.bin").read_bytes()[:5000])
     with pytest.raises(AgentError, match="truncated CTranslate2 model"):
-        whisper_convert.convert(broken, tmp_path / "x.pt")
+        whisper_weights.convert(broken, tmp_path / "x.pt")
     (broken / "model.bin").write_bytes(b"\x63\x00\x00\x00" + bytes(100))
     with pytest.raises(AgentError, match="binary version 99"):
-        whisper_convert.convert(broken, tmp_path / "x.pt")
+        whisper_weights.convert(broken, tmp_path / "x.pt")
     assert not list(tmp_path.glob("x.pt*"))  # nothing half-written left behind

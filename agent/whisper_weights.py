@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.types import AgentError
+from .types import AgentError
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 _OLD_ITEM_SIZES = {4: np.float32, 2: np.int16, 1: np.int8}  # binary versions < 4
@@ -308,9 +308,9 @@ def set_alignment_heads(model, heads: list[list[int]] | None) -> None:
     model.register_buffer("alignment_heads", mask.to_sparse().to(model.device), persistent=False)
 
 
-if __name__ == "__main__":  # python -m channels.whisper_convert CT2_DIR OUT.pt
+if __name__ == "__main__":  # python -m agent.whisper_weights CT2_DIR OUT.pt
     import sys
 
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m channels.whisper_convert CTRANSLATE2_WHISPER_DIR OUT.pt")
+        sys.exit("usage: python -m agent.whisper_weights CTRANSLATE2_WHISPER_DIR OUT.pt")
     print(convert(sys.argv[1], sys.argv[2]))
