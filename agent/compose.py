@@ -19,25 +19,29 @@ def compose(entry: Entry | None, entities: list[Entity], channel: str, business:
 
     ``apologise`` (an upset customer) opens with an apology before anything else.
     """
-    greeting = f"Hi {customer_name}," if customer_name else "Hello,"
-    thanks = "Thank you for getting in touch."
-    if channel == "call":  # spoken: one flowing paragraph
-        greeting, thanks = f"{greeting} thank you for calling.", ""
-    parts = [greeting, APOLOGY if apologise else ""]
+    return frame(body(entry, entities, channel, apologise), channel, business, customer_name)
+
+
+def body(entry: Entry | None, entities: list[Entity], channel: str, apologise: bool = False) -> str:
+    """The middle of a reply: what a generator rewrites, between the greeting and the closing."""
+    parts = [APOLOGY if apologise else ""]
     if entry is None:
         parts.append(HOLDING_REPLY.replace("Thank you for getting in touch. ", "") if channel == "call" else HOLDING_REPLY)
     else:
-        parts.append(thanks)
+        parts.append("" if channel == "call" else "Thank you for getting in touch.")
         parts.extend(_personal_sentences(entry, entities))
         parts.append(entry.answer)
+    return " ".join(p for p in parts if p)
+
+
+def frame(middle: str, channel: str, business: dict[str, str], customer_name: str | None = None) -> str:
+    """Greeting (with the customer's name where known) and closing around ``middle``, per channel."""
+    greeting = f"Hi {customer_name}," if customer_name else "Hello,"
+    if channel == "call":  # spoken: one flowing paragraph
+        return f"{greeting} thank you for calling. {middle} Is there anything else I can help you with today?"
     phone = business.get("phone")
-    if channel == "call":
-        parts.append("Is there anything else I can help you with today?")
-        return " ".join(p for p in parts if p)
-    if phone:
-        parts.append(f"If anything is still unclear, just reply to this email or call us on {phone}.")
-    body = parts[0] + "\n\n" + " ".join(p for p in parts[1:] if p)
-    return f"{body}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
+    closing = f" If anything is still unclear, just reply to this email or call us on {phone}." if phone else ""
+    return f"{greeting}\n\n{middle}{closing}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
 
 
 def _personal_sentences(entry: Entry, entities: list[Entity]) -> list[str]:

@@ -15,9 +15,11 @@ Format (YAML)::
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from .types import AgentError
@@ -56,6 +58,26 @@ class KnowledgeBase:
             raise AgentError(f"knowledge base {path} needs a top-level 'entries' list")
         entries = [_entry(path, i, raw) for i, raw in enumerate(data["entries"])]
         return cls(business=dict(data.get("business") or {}), entries=entries)
+
+
+class Retriever:
+    """Ranks knowledge-base entries for a message by its intent probabilities and embedding similarity.
+
+    An entry scores the classifier's probability for its intent plus the cosine similarity between
+    the message and the entry (title and answer, embedded once). The probability dominates when the
+    classifier is sure; when two intents are close, or the predicted intent has no entry, the
+    passage that reads most like the message wins, so near-miss intents still find it.
+    """
+
+    def __init__(self, kb: KnowledgeBase, encode: Callable[[list[str]], np.ndarray]):
+        self.kb = kb
+        self.vectors = encode([f"{e.title}. {e.answer}" for e in kb.entries]) if kb.entries else np.zeros((0, 1))
+
+    def search(self, embedding: np.ndarray, intents: dict[str, float], k: int = 3) -> list[tuple[Entry, float]]:
+        similarity = self.vectors @ embedding
+        scores = [intents.get(e.intent, 0.0) + float(s) for e, s in zip(self.kb.entries, similarity)]
+        best = np.argsort(scores)[::-1][:k]
+        return [(self.kb.entries[i], round(scores[i], 4)) for i in best]
 
 
 def _entry(path: Path, index: int, raw: object) -> Entry:

@@ -64,6 +64,7 @@ class Reply:
     source: str  # "composer" (grounded template) or "generator"
     passages: list[str]
     sentiment: dict[str, Any] = field(default_factory=dict)
+    fallback_reason: str | None = None  # why a generated draft was replaced by the composer's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,258 @@
+"""Train the reply generator: customer message + retrieved passage -> reply body.
+
+    python -m finetune.generator --train data/replies/train.jsonl --out agent/data/generator
+
+Records are JSONL with ``text``, ``passage`` and ``reply`` (``channel`` and ``intent`` optional; see
+``finetune.reply_data`` to bootstrap them from the knowledge base, and the learning loop for replies
+people wrote or corrected). The base is Whisper's text decoder from the packaged weights by default
+(``agent.generator``), or any Hugging Face causal LM or encoder-decoder. With ``--method lora`` (the
+default) only LoRA adapters and the layer norms are trained and saved, a few MB; ``full`` saves the
+whole model. The Hugging Face Trainer runs with fixed seeds, a checkpoint per epoch (``--resume``
+continues), and early stopping on validation loss; at the end, replies are generated greedily for the
+validation records and scored (ROUGE-L, chrF, numbers not in the message or passage) into metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.generator import WHISPER_PREFIX, Generator, GeneratorConfig, load_base, prompt
+from agent.guards import unsupported_numbers
+from agent.settings import Settings
+from agent.types import AgentError
+
+DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m finetune.generator", description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True, help="JSONL records with text, passage and reply")
+    p.add_argument("--out", required=True, help="directory for the trained generator")
+    p.add_argument("--base", default=DEFAULT_BASE,
+                   help=f"{WHISPER_PREFIX}tiny.en (default), {WHISPER_PREFIX}base, or a Hugging Face id or path")
+    p.add_argument("--eval", help="validation JSONL (default: a share of --train)")
+    p.add_argument("--method", choices=("lora", "full"), default="lora")
+    p.add_argument("--lora-r", type=int, default=32)
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--patience", type=int, default=1, help="evaluations without improvement before stopping")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-train", type=int, help="use at most this many training records")
+    p.add_argument("--max-eval", type=int, help="compute the validation loss on at most this many records")
+    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (default: each epoch)")
+    p.add_argument("--validation-fraction", type=float, default=0.1)
+    p.add_argument("--score-records", type=int, default=60, help="validation records to generate and score")
+    p.add_argument("--max-new-tokens", type=int, default=192)
+    p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=13)
+    return p.parse_args(argv)
+
+
+def read_records(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise AgentError(f"reply records not found: {path}")
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise AgentError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not all(isinstance(row.get(k), str) and row[k].strip() for k in ("text", "passage", "reply")):
+                raise AgentError(f"{path}:{number}: each record needs 'text', 'passage' and 'reply'")
+            records.append(row)
+    if not records:
+        raise AgentError(f"{path} holds no records")
+    return records
+
+
+def encode(record: dict, tokenizer, layout, limit: int) -> dict | None:
+    """Token ids and labels (the reply only; the prompt is context); None when it does not fit."""
+    source = layout.encode_prompt(tokenizer, prompt(record["text"], record["passage"], record.get("channel", "email")))
+    target = layout.encode_reply(tokenizer, record["reply"])
+    if layout.architecture == "seq2seq":
+        return {"input_ids": source, "labels": target}
+    if limit and len(source) + len(target) > limit:
+        return None
+    return {"input_ids": source + target, "labels": [-100] * len(source) + target}
+
+
+def collate(batch: list[dict], pad: int) -> dict:
+    def padded(key, value):
+        width = max(len(b[key]) for b in batch)
+        return torch.tensor([b[key] + [value] * (width - len(b[key])) for b in batch])
+
+    out = {"input_ids": padded("input_ids", pad), "labels": padded("labels", -100)}
+    out["attention_mask"] = (torch.arange(out["input_ids"].shape[1])[None]
+                             < torch.tensor([len(b["input_ids"]) for b in batch])[:, None]).long()
+    return out
+
+
+def causal_loss(model, inputs) -> torch.Tensor:
+    """Next-token loss on the reply tokens only, projecting to the vocabulary only there.
+
+    The output layer is most of a small LM's cost (51,864 x 384 for Whisper tiny); computing it on
+    the prompt positions, whose predictions are never scored, would more than double the step time.
+    """
+    labels = inputs["labels"]
+    out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                output_hidden_states=True, logits_to_keep=1)
+    hidden = out.hidden_states[-1][:, :-1]
+    targets = labels[:, 1:]
+    scored = targets != -100
+    logits = model.get_output_embeddings()(hidden[scored])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[scored])
+
+
+def score(generator: Generator, records: list[dict]) -> dict:
+    """ROUGE-L and chrF against the reference replies, invented numbers and latency, over ``records``."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+    from tqdm import tqdm
+
+    rouge = rouge_scorer.RougeScorer(["rougeL"])
+    rows, latencies = [], []
+    for r in tqdm(records, desc="scoring", unit="reply"):
+        start = time.perf_counter()
+        draft = generator.draft(r["text"], r["passage"], r.get("channel", "email"))
+        latencies.append(time.perf_counter() - start)
+        rows.append({"rougeL": rouge.score(r["reply"], draft)["rougeL"].fmeasure,
+                     "chrf": sacrebleu.sentence_chrf(draft, [r["reply"]]).score,
+                     "invented": bool(unsupported_numbers(draft, [r["text"], r["passage"]])),
+                     "exact": draft.strip() == r["reply"].strip()})
+    return {"records": len(rows),
+            "rougeL": round(float(np.mean([x["rougeL"] for x in rows])), 4),
+            "chrf": round(float(np.mean([x["chrf"] for x in rows])), 2),
+            "invented_number_rate": round(float(np.mean([x["invented"] for x in rows])), 4),
+            "exact_match": round(float(np.mean([x["exact"] for x in rows])), 4),
+            "latency_median_s": round(float(np.median(latencies)), 3)}
+
+
+def train(args: argparse.Namespace) -> dict:
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    out = Path(args.out)
+    records = read_records(args.train)
+    rng = random.Random(args.seed)
+    if args.eval:
+        validation = read_records(args.eval)
+    else:
+        rng.shuffle(records)
+        n_val = max(1, int(len(records) * args.validation_fraction))
+        validation, records = records[:n_val], records[n_val:]
+    if args.max_train:
+        records = records[:args.max_train]
+    if args.max_eval:
+        validation = validation[:args.max_eval]
+    cache_dir = Settings.load().cache_dir
+    model, tokenizer, layout = load_base(args.base, cache_dir)
+    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 0)
+    train_set = [e for r in records if (e := encode(r, tokenizer, layout, limit))]
+    eval_set = [e for r in validation if (e := encode(r, tokenizer, layout, limit))]
+    dropped = len(records) + len(validation) - len(train_set) - len(eval_set)
+    if not train_set or not eval_set:
+        raise AgentError("no record fits the model's context; shorten the passages or replies")
+    if args.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = _linear_names(model)
+        model = get_peft_model(model, LoraConfig(
+            r=args.lora_r, lora_alpha=args.lora_r, lora_dropout=0.05, target_modules=targets,
+            modules_to_save=_norm_names(model), fan_in_fan_out=_uses_conv1d(model),
+            task_type="CAUSAL_LM" if layout.architecture == "causal" else "SEQ_2_SEQ_LM"))
+    checkpoints = Path(args.checkpoints or out / "checkpoints")
+    steps_per_epoch = max(1, len(train_set) // args.batch_size)
+    every = args.eval_every or steps_per_epoch
+    training_args = TrainingArguments(
+        output_dir=str(checkpoints), per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size, learning_rate=args.lr, num_train_epochs=args.epochs,
+        warmup_steps=min(100, steps_per_epoch // 10), weight_decay=0.01, eval_strategy="steps", eval_steps=every,
+        save_strategy="steps", save_steps=every, save_total_limit=2, load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, logging_steps=max(1, every // 10),
+        report_to=[], seed=args.seed, data_seed=args.seed, use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, remove_unused_columns=False, prediction_loss_only=True, disable_tqdm=False)
+
+    class ReplyTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if layout.architecture == "seq2seq":
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = causal_loss(model, inputs)
+            return (loss, (loss,)) if return_outputs else loss  # the Trainer slices off the loss
+
+    trainer = ReplyTrainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+                           data_collator=lambda b: collate(b, layout.eos),
+                           callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
+    started = time.time()
+    resume = args.resume and any(checkpoints.glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    train_seconds = time.time() - started
+    eval_loss = trainer.evaluate()["eval_loss"]
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = GeneratorConfig(base=args.base, architecture=layout.architecture, adapter=args.method == "lora",
+                             max_new_tokens=args.max_new_tokens)
+    if args.method == "lora":
+        shutil.rmtree(out / "adapter", ignore_errors=True)
+        trainer.model.save_pretrained(str(out / "adapter"))
+    else:
+        trainer.model.save_pretrained(str(out / "model"))
+        tokenizer.save_pretrained(str(out / "model"))
+    config.save(out)
+    metrics = {"base": args.base, "method": args.method, "train_records": len(train_set),
+               "validation_records": len(eval_set), "dropped_too_long": dropped, "eval_loss": round(eval_loss, 4),
+               "train_seconds": round(train_seconds), "epochs_run": round(trainer.state.epoch, 2),
+               "validation": score(Generator(str(out), cache_dir), validation[:args.score_records])}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return metrics
+
+
+def _linear_names(model) -> list[str]:
+    """Suffixes of every linear layer except the output projection (tied to the embedding)."""
+    from transformers.pytorch_utils import Conv1D
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if isinstance(module, (torch.nn.Linear, Conv1D)) and "lm_head" not in name}
+    return sorted(names)
+
+
+def _uses_conv1d(model) -> bool:  # GPT-2 stores linear weights transposed; LoRA must know
+    from transformers.pytorch_utils import Conv1D
+
+    return any(isinstance(m, Conv1D) for m in model.modules())
+
+
+def _norm_names(model) -> list[str]:
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.LayerNorm)})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        metrics = train(args)
+    except AgentError as exc:
+        print(f"finetune.generator: error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(metrics))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
