@@ -1,7 +1,15 @@
-"""Speech synthesis engines behind one interface: ``stream(text)`` yields audio per sentence."""
+"""Speech synthesis engines behind one interface, and the audio files they make.
+
+Every engine speaks text prepared by ``speech_text`` (amounts, dates, references and abbreviations in
+words), one sentence at a time: ``stream(text)`` yields each sentence's audio as soon as it is made, so
+playback can start before a long reply is done; ``synthesize(text)`` is the whole reply. ``export``
+writes it as WAV at the voice's rate or for the telephone, loudness-normalised.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -9,10 +17,74 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
-from . import engine_class
+from . import audio, engine_class, speech_text
+
+TELEPHONE_RATE = 8000
 
 
-class PiperEngine:
+@dataclass(frozen=True)
+class Loudness:
+    """Integrated loudness (ITU-R BS.1770 / EBU R128 gating) to reach, and a true-peak ceiling."""
+
+    lufs: float
+    ceiling_dbtp: float
+
+
+# Spoken word for listening on its own is mastered at -16 LUFS in stereo (AES TD1004, podcast platforms);
+# a mono file plays from both speakers, 3 dB louder, so the mono equivalent is -19 LUFS. -1 dBTP leaves
+# room for the overshoot of lossy re-encoding.
+WIDEBAND = Loudness(lufs=-19.0, ceiling_dbtp=-1.0)
+# Telephone networks plan for speech at -26 dBov (ITU-T P.56 active level), a few dB either way; -22 LUFS
+# is the loud end of that, clear over line noise without sounding hot beside the caller. The ceiling is
+# lower because mu-law quantisation and mobile codecs (AMR, Opus) downstream overshoot further.
+TELEPHONE = Loudness(lufs=-22.0, ceiling_dbtp=-3.0)
+
+
+@dataclass(frozen=True)
+class Format:
+    rate: int | None  # None: the voice's own rate
+    codec: str  # an FFmpeg PCM codec, written in a WAV container
+    loudness: Loudness
+
+
+FORMATS = {
+    "wav": Format(None, "pcm_s16le", WIDEBAND),
+    "telephone": Format(TELEPHONE_RATE, "pcm_mulaw", TELEPHONE),  # G.711 mu-law, as phone systems play it
+    "telephone-pcm": Format(TELEPHONE_RATE, "pcm_s16le", TELEPHONE),  # 8 kHz linear, for systems that encode
+}
+
+
+class Speaker:
+    """What every engine shares: text preparation, sentence-by-sentence streaming, checks."""
+
+    name: str
+    sample_rate: int
+    text_options = speech_text.SpeechTextOptions()
+    # Engines end a sentence without the pause a speaker leaves before the next one.
+    pause_s = 0.2
+
+    def _speak(self, sentence: str) -> np.ndarray:
+        """Float32 samples in [-1, 1] at ``sample_rate`` for one prepared sentence."""
+        raise NotImplementedError
+
+    def stream(self, text: str) -> Iterator[np.ndarray]:
+        """The reply's audio, one chunk per sentence (the pause after it included), as each is made."""
+        if not text or not text.strip():
+            raise AgentError("nothing to say: the text is empty")
+        parts = speech_text.sentences(text, self.text_options)
+        pause = np.zeros(int(self.pause_s * self.sample_rate), dtype=np.float32)
+        for i, sentence in enumerate(parts, 1):
+            chunk = self._speak(sentence)
+            if not len(chunk) or float(np.abs(chunk).max()) < 1e-4:
+                # Silence would be passed off as a spoken reply; the sentence itself stays out of the message.
+                raise AgentError(f"the voice produced no audible speech for sentence {i} of {len(parts)}")
+            yield np.concatenate([chunk, pause]) if i < len(parts) else chunk
+
+    def synthesize(self, text: str) -> np.ndarray:
+        return np.concatenate(list(self.stream(text)))
+
+
+class PiperEngine(Speaker):
     """Piper (VITS exported to ONNX) with a packaged or local voice."""
 
     name = "piper"
@@ -30,22 +102,164 @@ class PiperEngine:
         # which reproducible test sets (tests, benches) need.
         self.config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
 
-    def stream(self, text: str) -> Iterator[np.ndarray]:
-        if not text or not text.strip():
-            raise AgentError("nothing to say: the text is empty")
-        for chunk in self.voice.synthesize(text, syn_config=self.config):
-            yield chunk.audio_float_array
-
-    def synthesize(self, text: str) -> np.ndarray:
-        pieces = list(self.stream(text))
-        audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-        if not len(audio) or float(np.abs(audio).max()) < 1e-4:
-            raise AgentError("the voice produced no audible speech for this text")
-        return audio
+    def _speak(self, sentence: str) -> np.ndarray:
+        # espeak may still cut a sentence at its own clause marks: one chunk each, joined.
+        pieces = [c.audio_float_array for c in self.voice.synthesize(sentence, syn_config=self.config)]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
-ENGINES = {PiperEngine.name: PiperEngine}
+class CoquiEngine(Speaker):
+    """Coqui TTS (the maintained ``coqui-tts`` fork): a model name, or a local checkpoint.
+
+    ``tts_voice`` is ``MODEL`` or ``MODEL:SPEAKER``: MODEL a Coqui model name (downloaded by Coqui when
+    online) or a checkpoint (a ``.pth`` file with ``config.json`` beside it, or their directory);
+    SPEAKER picks a voice of a multi-speaker model (default: its first).
+    """
+
+    name = "coqui"
+
+    def __init__(self, settings: Settings, deterministic: bool = False):
+        tts_class = _import_coqui()
+        model, speaker = _coqui_voice(settings.tts_voice)
+        path = Path(model).expanduser()
+        try:
+            if path.exists():
+                checkpoint, config = _coqui_checkpoint(path)
+                self.tts = tts_class(model_path=str(checkpoint), config_path=str(config), progress_bar=False)
+            else:
+                self.tts = tts_class(model_name=model, progress_bar=False)
+        except AgentError:
+            raise
+        except Exception as exc:  # Coqui raises anything from KeyError to OSError for a bad model
+            raise AgentError(f"Coqui model '{model}' could not be loaded ({type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})") from None
+        speakers = self.tts.speakers or []
+        if speaker and speaker not in speakers:
+            raise AgentError(f"Coqui model '{model}' has no speaker '{speaker}' "
+                             f"({'speakers: ' + ', '.join(speakers[:10]) if speakers else 'it has one voice'})")
+        self.speaker = speaker or (speakers[0] if speakers else None)
+        self.language = "en" if self.tts.is_multi_lingual else None
+        self.sample_rate = int(self.tts.synthesizer.output_sample_rate)
+        self.deterministic = deterministic
+
+    def _speak(self, sentence: str) -> np.ndarray:
+        import torch
+
+        if self.deterministic:
+            torch.manual_seed(0)  # VITS samples its noise from torch's generator
+        with torch.inference_mode():
+            wav = self.tts.tts(sentence, speaker=self.speaker, language=self.language, split_sentences=False)
+        return np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
 
 
-def load_engine(settings: Settings):
-    return engine_class(ENGINES, settings.tts_engine, "TTS")(settings)
+def _import_coqui():
+    try:
+        from TTS.api import TTS
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "TTS":
+            raise AgentError(f"Coqui TTS is installed but cannot be imported: it needs the module '{exc.name}' "
+                             f"(pip install 'support-agent[coqui]'; see README, Speech out)") from None
+        raise AgentError("the coqui engine needs Coqui TTS, which is not installed: "
+                         "pip install 'support-agent[coqui]' (see README, Speech out)") from None
+    except (ImportError, OSError) as exc:  # e.g. no torchaudio, or one built for another torch or for CUDA
+        detail = " ".join(str(exc).split())[:160]
+        raise AgentError(f"Coqui TTS is installed but cannot be imported ({type(exc).__name__}: {detail}); "
+                         f"it needs a torchaudio build matching the installed torch (see README, Speech out)") from None
+    return TTS
+
+
+def _coqui_voice(voice: str) -> tuple[str, str | None]:
+    if voice in store.JOE_VOICE_NAMES:
+        raise AgentError("the coqui engine needs a Coqui model: --voice MODEL[:SPEAKER], e.g. "
+                         "tts_models/en/vctk/vits:p225, or the path of a checkpoint")
+    if Path(voice).expanduser().exists() or ":" not in voice:
+        return voice, None
+    model, _, speaker = voice.rpartition(":")
+    return model, speaker or None
+
+
+def _coqui_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(checkpoint, config.json) of a checkpoint file or of the directory that holds one."""
+    folder = path if path.is_dir() else path.parent
+    config = folder / "config.json"
+    checkpoints = [path] if path.is_file() else \
+        sorted(folder.glob("*.pth"), key=lambda p: (p.name not in ("model.pth", "best_model.pth"), p.name))
+    if not checkpoints:
+        raise AgentError(f"Coqui checkpoint {path}: no .pth file there")
+    if not config.is_file():
+        raise AgentError(f"Coqui checkpoint {checkpoints[0]} has no config.json beside it")
+    return checkpoints[0], config
+
+
+ENGINES = {PiperEngine.name: PiperEngine, CoquiEngine.name: CoquiEngine}
+
+
+def load_engine(settings: Settings, deterministic: bool = False) -> Speaker:
+    return engine_class(ENGINES, settings.tts_engine, "TTS")(settings, deterministic=deterministic)
+
+
+def _oversampled_peaks(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Per sample, the largest magnitude of the signal oversampled to at least 192 kHz (BS.1770-4, Annex 2):
+    the inter-sample peaks a DAC or a resampler reconstructs."""
+    from scipy.signal import resample_poly
+
+    factor = max(4, -(-192000 // rate))
+    upsampled = np.abs(resample_poly(samples.astype(np.float64), factor, 1))
+    return upsampled[:len(samples) * factor].reshape(len(samples), factor).max(axis=1)
+
+
+def true_peak_db(samples: np.ndarray, rate: int) -> float:
+    peak = float(_oversampled_peaks(samples, rate).max(initial=0.0))
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def loudness_lufs(samples: np.ndarray, rate: int) -> float:
+    """Integrated, gated loudness (ITU-R BS.1770-4, K-weighted) of mono samples."""
+    import pyloudnorm
+
+    block = int(0.4 * rate)  # BS.1770 measures 400 ms blocks: a shorter clip is measured padded with silence
+    padded = np.pad(samples.astype(np.float64), (0, max(0, block - len(samples))))
+    return float(pyloudnorm.Meter(rate).integrated_loudness(padded))
+
+
+def limit(samples: np.ndarray, rate: int, ceiling_dbtp: float, window_s: float = 0.02) -> np.ndarray:
+    """Hold true peaks at the ceiling with a smooth gain (a look-ahead limiter).
+
+    The gain each sample needs is taken as the minimum over a window around it, then averaged over the same
+    window: every average then covers only values at or below the sample's own need (no overshoot), and the
+    gain ramps over ``window_s`` instead of jumping (no clicks or distortion).
+    """
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+
+    need = np.minimum(1.0, 10 ** (ceiling_dbtp / 20) / np.maximum(_oversampled_peaks(samples, rate), 1e-9))
+    width = max(1, int(window_s * rate)) | 1  # odd, so both filters are centred on the same sample
+    gain = uniform_filter1d(minimum_filter1d(need, width, mode="nearest"), width, mode="nearest")
+    return (samples * np.minimum(gain, need)).astype(np.float32)
+
+
+def normalise_loudness(samples: np.ndarray, rate: int, target: Loudness) -> np.ndarray:
+    """``samples`` at ``target.lufs`` with true peaks at or under ``target.ceiling_dbtp``.
+
+    Piper peak-normalises every sentence, so its speech has a crest factor near 20 dB: reaching -19 LUFS
+    takes a few dB of peak limiting. Limiting lowers the loudness a little, so the gain is set twice.
+    """
+    out = samples.astype(np.float32)
+    for _ in range(2):
+        loudness = loudness_lufs(out, rate)
+        if not np.isfinite(loudness):
+            raise AgentError("the voice produced no audible speech")
+        out = limit(out * np.float32(10 ** ((target.lufs - loudness) / 20)), rate, target.ceiling_dbtp)
+    return out
+
+
+def export(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> tuple[Path, int]:
+    """Write ``samples`` in format ``fmt`` (see FORMATS), loudness-normalised; returns (path, rate)."""
+    try:
+        spec = FORMATS[fmt]
+    except KeyError:
+        raise AgentError(f"unknown audio format '{fmt}' (available: {', '.join(FORMATS)})") from None
+    rate = spec.rate or sample_rate
+    samples = normalise_loudness(audio.resample(samples, sample_rate, rate), rate, spec.loudness)
+    if spec.codec == "pcm_s16le":
+        return audio.write_wav(path, samples, rate), rate
+    return audio.encode(path, samples, rate, codec=spec.codec), rate

@@ -1,0 +1,120 @@
+"""TTS benchmark: time to first audio, real-time factor and the Whisper round trip, for each engine.
+
+    python bench/tts.py [--engines piper,coqui] [--coqui-voice MODEL[:SPEAKER]] [--runs 5] [--no-round-trip]
+                        [--json FILE]
+
+Each engine speaks the same three-sentence customer-service replies (amounts, dates, references, phone
+numbers, abbreviations) with its model already loaded. Time to first audio is the wait for the first
+chunk of ``stream(reply)``; the real-time factor is synthesis time over audio duration for whole replies.
+Figures are medians over ``--runs`` runs of every reply. The round trip transcribes each reply with the
+default recogniser (faster-whisper, packaged Whisper base) and reports the WER after both sides are put
+in spoken form by ``channels.speech_text`` (so "£25.50" and "25 pounds 50" compare equal). The machine's
+load average is printed with the figures: timings taken beside other work are not comparable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REPLIES = [
+    "Your refund of £25.50 was sent on 12/03/2026 for order 48213. It should reach your account within "
+    "3 to 5 working days. If it has not arrived by then, please reply to this email.",
+    "I can see the £1,200 payment from your card ending in 4321. Card payments usually show as pending for "
+    "up to 7 days, e.g. at hotels. You can call us on 0800 555 0199 at any time.",
+    "Your case reference is KB-48213. The exchange fee is 2.5% and the daily limit is $3,000. We aim to "
+    "reply within 10 working days, approx. 2 weeks.",
+]
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` in spoken form, lower case, punctuation dropped."""
+    from channels.speech_text import prepare
+
+    return re.sub(r"[^a-z0-9' ]+", " ", prepare(text).lower()).split()
+
+
+def bench_engine(name: str, voice: str | None, runs: int, round_trip) -> dict:
+    from agent.settings import Settings
+    from agent.types import AgentError
+    from channels import tts
+
+    settings = Settings().replace(tts_engine=name, tts_voice=voice)
+    started = time.perf_counter()
+    try:
+        engine = tts.load_engine(settings)
+    except AgentError as exc:
+        return {"engine": name, "error": str(exc)}
+    load_s = time.perf_counter() - started
+    engine.synthesize("Hello.")  # the first call builds the runtime's graph: not part of any reply's wait
+    first, rtf, audio_s = [], [], 0.0
+    for _ in range(runs):
+        for reply in REPLIES:
+            started = time.perf_counter()
+            chunks = engine.stream(reply)
+            pieces = [next(chunks)]
+            first.append(time.perf_counter() - started)
+            pieces += list(chunks)
+            elapsed = time.perf_counter() - started
+            duration = sum(map(len, pieces)) / engine.sample_rate
+            rtf.append(elapsed / duration)
+            audio_s += duration
+    result = {"engine": name, "voice": settings.tts_voice, "sample_rate": engine.sample_rate,
+              "load_s": round(load_s, 2), "first_audio_s": round(statistics.median(first), 3),
+              "first_audio_max_s": round(max(first), 3), "real_time_factor": round(statistics.median(rtf), 3),
+              "audio_s": round(audio_s, 1)}
+    if round_trip is not None:
+        result.update(round_trip(engine))
+    return result
+
+
+def whisper_round_trip():
+    """A function giving an engine's WER through the default recogniser (loaded once)."""
+    import jiwer
+
+    from agent.settings import Settings
+    from channels import asr, audio
+
+    recogniser = asr.load_engine(Settings())
+
+    def round_trip(engine) -> dict:
+        refs, hyps = [], []
+        for reply in REPLIES:
+            heard = recogniser.transcribe(audio.resample(engine.synthesize(reply), engine.sample_rate,
+                                                         audio.SAMPLE_RATE)).text
+            refs.append(" ".join(words(reply)))
+            hyps.append(" ".join(words(heard)))
+        return {"round_trip_wer": round(jiwer.wer(refs, hyps), 4), "heard": hyps}
+    return round_trip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--engines", default="piper,coqui")
+    p.add_argument("--coqui-voice", default="tts_models/en/ljspeech/vits",
+                   help="a Coqui model name (downloaded by Coqui when online) or a checkpoint")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--no-round-trip", dest="round_trip", action="store_false")
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args()
+    round_trip = whisper_round_trip() if args.round_trip else None
+    results = []
+    for name in args.engines.split(","):
+        result = bench_engine(name, args.coqui_voice if name == "coqui" else None, args.runs, round_trip)
+        result["load_average"] = [round(x, 1) for x in os.getloadavg()]
+        result["cpus"] = os.cpu_count()
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
