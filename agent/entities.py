@@ -115,16 +115,17 @@ PII_KINDS = ("email", "iban", "card_number", "phone")
 # Names are masked only where the wording marks them as names (greetings, sign-offs, self-
 # introductions): a general name recogniser would also eat merchants, cities and products that
 # training data needs. A candidate is one to three capitalised words that are not common words.
-_WORD = r"[^\W\d_][^\W\d_'’-]*(?:[-'’][^\W\d_]+)*"
+_WORD = r"(?![a-zß-ÿ])[^\W\d_][^\W\d_'’-]*(?:[-'’][^\W\d_]+)*"  # starts with a capital (Latin)
 _NAME = rf"(?P<name>(?:(?i:mr|mrs|ms|miss|mx|dr|prof)\.?\s+)?{_WORD}(?:[ \t]+{_WORD}){{0,2}})"
 _NAME_CUES = [
     # "Hi Maria," / "Dear Mr Smith" / "Hello Anna!" at the start of a line or of a sentence.
     re.compile(rf"(?:^|(?<=[\n.!?])\s*)(?i:hi|hello|hey|dear|good\s+(?:morning|afternoon|evening))"
                rf"[ \t,]+{_NAME}[ \t]*(?=[,!:\n]|$)", re.M),
-    # "Thanks,\nJohn Smith" / "Regards, Anna" / "Best wishes\n\nTom": the name ends its line.
-    re.compile(rf"(?i:thanks(?:\s+again)?|thank\s+you|many\s+thanks|(?:best|kind|warm)?\s*regards|best"
-               rf"|best\s+wishes|cheers|sincerely|yours(?:\s+(?:sincerely|faithfully|truly))?|all\s+the\s+best)"
-               rf"[ \t]*[,.!]?[ \t]*\n?\s*{_NAME}[ \t]*[.!]?[ \t]*$", re.M),
+    # "Thanks,\nJohn Smith" / "Regards, Anna" / "Thanks for your help!\n\nTom": the name ends its line.
+    re.compile(rf"(?:^|(?<=[.!?])[ \t]*)(?i:(?:many\s+)?thanks|thank\s+you|(?:(?:best|kind|warm)\s+)?regards"
+               rf"|best(?:\s+wishes)?|cheers|sincerely|yours(?:\s+(?:sincerely|faithfully|truly))?"
+               rf"|all\s+the\s+best|take\s+care)"
+               rf"(?:[ \t]*[,.!-]?[ \t]*|[^\n]{{0,60}}\n\s*){_NAME}[ \t]*[.!]?[ \t]*$", re.M),
     # Calls: "my name is Anna Kowalski", "this is John speaking", "name: Jo Bloggs".
     re.compile(rf"(?i:\bmy\s+name\s+is|\bmy\s+name's|\bname\s*:)[ \t]+{_NAME}"),
     re.compile(rf"(?i:\bthis\s+is|\bit's|\bit\s+is)[ \t]+{_NAME}[ \t]+(?i:speaking|calling|here)\b"),
@@ -138,7 +139,7 @@ _NOT_NAMES = {
     "thanks", "thank", "regards", "best", "cheers", "hello", "hi", "dear", "yes", "no", "ok", "okay",
     "morning", "afternoon", "evening", "today", "tomorrow", "yesterday", "just", "and", "or", "but", "is",
     "it", "this", "that", "can", "could", "would", "will", "what", "why", "how", "when", "where", "who",
-    "not", "me", "us", "again", "again.", "a", "an", "sincerely", "faithfully", "truly", "wishes", "card",
+    "not", "me", "us", "an", "sincerely", "faithfully", "truly", "wishes", "card",
     "account", "manager", "department", "desk", "agent", "agents", "speaking", "calling", "here", "from",
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
 }
@@ -151,9 +152,14 @@ def names(text: str) -> list[tuple[int, int]]:
     for cue in _NAME_CUES:
         for m in cue.finditer(text):
             start, end = m.span("name")
-            words = _TITLE.sub("", m.group("name")).split()
-            if words and all(w[0].isupper() and w.lower() not in _NOT_NAMES for w in words):
-                spans.append((start, end))
+            title = _TITLE.match(m.group("name"))
+            words = list(re.finditer(r"\S+", m.group("name")[title.end() if title else 0:]))
+            kept = 0  # the leading words that can be a name: "Anna" of "my name is Anna I lost ..."
+            while kept < len(words) and words[kept].group()[0].isupper() \
+                    and words[kept].group().lower() not in _NOT_NAMES:
+                kept += 1
+            if kept:
+                spans.append((start, start + (title.end() if title else 0) + words[kept - 1].end()))
     return spans
 
 
@@ -165,8 +171,8 @@ def mask_pii(text: str, known_names: tuple[str, ...] | list[str] = ()) -> str:
     spans += [(s, e, "NAME") for s, e in names(text)]
     for name in filter(None, (n.strip() for n in known_names)):
         for part in {name, *name.split()} - {""}:
-            if len(part) > 1 and part.lower() not in _NOT_NAMES:
-                pattern = re.compile(rf"(?<!\w){re.escape(part)}(?!\w)", re.I)
+            if len(part) > 1:
+                pattern = re.compile(rf"(?<!\w){re.escape(part)}(?!\w)")
                 spans += [(m.start(), m.end(), "NAME") for m in pattern.finditer(text)]
     chosen, taken = [], [False] * len(text)
     for start, end, kind in sorted(spans, key=lambda s: (s[0], s[0] - s[1])):

@@ -12,11 +12,16 @@ import time
 
 from .entities import mask_pii
 
-_SECRET = re.compile(r"\b(password|passcode|passwd|pin|cvv|cvc)(\s*(?:is|was|:|=)\s*)\S+", re.I)
+# Any word after "password is"; only digits after "PIN is", so "my PIN is blocked" survives (it is
+# what training records of the pin_blocked intent must keep).
+_SECRET = re.compile(r"\b(password|passcode|passwd)(\s*(?:is|was|:|=)\s*)\S+"
+                     r"|\b(pin|cvv|cvc|security\s+code)(\s*(?:is|was|:|=)?\s*)\d(?: ?\d){2,5}\b", re.I)
 
 
-def redact(text: str) -> str:
-    return _SECRET.sub(r"\1\2[SECRET]", mask_pii(text))
+def redact(text: str, known_names=()) -> str:
+    """``text`` with PII masked and passwords, PINs and card security codes replaced by [SECRET]."""
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(3)) + (m.group(2) or m.group(4)) + "[SECRET]",
+                       mask_pii(text, known_names))
 
 
 class JsonFormatter(logging.Formatter):

@@ -5,6 +5,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from agent.types import AgentError
 
@@ -16,16 +17,13 @@ class Example:
 
 
 def read_examples(path: str | Path) -> list[Example]:
+    """Every example of ``path``; the first bad row is an error (training data must be clean)."""
     path = Path(path)
-    if not path.is_file():
-        raise AgentError(f"training data not found: {path}")
-    try:
-        rows = _jsonl(path) if path.suffix in (".jsonl", ".json") else _csv(path)
-    except UnicodeDecodeError:
-        raise AgentError(f"{path} is not UTF-8 text") from None
     examples = []
-    for number, row in enumerate(rows, start=2 if path.suffix == ".csv" else 1):
-        text, label = (row.get("text") or "").strip(), (row.get("intent") or row.get("category") or "").strip()
+    for number, row in rows(path):
+        if isinstance(row, AgentError):
+            raise row
+        text, label = (row.get("text") or "").strip(), label_of(row)
         if not text or not label:
             raise AgentError(f"{path}:{number}: each row needs 'text' and 'intent' (or 'category')")
         examples.append(Example(text, label))
@@ -34,9 +32,28 @@ def read_examples(path: str | Path) -> list[Example]:
     return examples
 
 
+def label_of(row: dict) -> str:
+    return str(row.get("intent") or row.get("category") or row.get("label") or "").strip()
+
+
+def rows(path: str | Path) -> Iterator[tuple[int, dict | AgentError]]:
+    """(line number, row) for each row of a CSV or JSONL file; a row that cannot be read is an
+    AgentError in its place, so a caller can skip it and go on."""
+    path = Path(path)
+    if not path.is_file():
+        raise AgentError(f"training data not found: {path}")
+    try:
+        yield from (_jsonl(path) if path.suffix in (".jsonl", ".json") else _csv(path))
+    except UnicodeDecodeError:
+        raise AgentError(f"{path} is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise AgentError(f"{path} is not valid CSV: {exc}") from None
+
+
 def _csv(path: Path):
     with open(path, newline="", encoding="utf-8") as f:
-        yield from csv.DictReader(f)
+        for number, row in enumerate(csv.DictReader(f), start=2):
+            yield number, row
 
 
 def _jsonl(path: Path):
@@ -44,6 +61,8 @@ def _jsonl(path: Path):
         for number, line in enumerate(f, start=1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise AgentError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+                    yield number, AgentError(f"{path}:{number}: not valid JSON ({exc.msg})")
+                    continue
+                yield number, row if isinstance(row, dict) else AgentError(f"{path}:{number}: not a JSON object")

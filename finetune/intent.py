@@ -1,8 +1,10 @@
 """Train the intent classifier: LoRA fine-tuning of a mean-pooled sentence encoder, or a linear head.
 
     python -m finetune.intent --train data/banking77/train.csv --out agent/data/intent
+    python -m finetune.intent --data prepared/ --init-from default --method head --out runs/intent-v2
 
-Steps, all with fixed seeds: a stratified validation split; a multinomial logistic-regression head
+Steps, all with fixed seeds: a stratified validation split (or ``--validation``, or ``--data DIR`` with
+``train.jsonl`` and ``validation.jsonl`` from ``finetune.prepare``); a multinomial logistic-regression head
 on the frozen encoder's embeddings (``--method head`` stops here; for ``lora`` it initialises the
 head); for ``lora``, the Hugging Face Trainer fine-tunes LoRA adapters on every linear layer of the
 encoder together with the head (mean pooling, as the encoder was pre-trained), with early stopping
@@ -10,11 +12,20 @@ on validation accuracy and a checkpoint each epoch (``--resume`` continues an in
 then a temperature fitted on validation (calibrated probabilities), out-of-scope statistics
 (class means and a tied covariance of training embeddings) and two escalation thresholds, each
 allowed to escalate at most half of ``--escalate-budget`` of the correctly answered validation
-messages. Writes the artefact plus metrics.json, report.txt and confusion.png.
+messages. Writes the artefact plus metrics.json, report.txt, confusion.png and version.json (data
+hash, base model, settings, metrics, parent version: see agent/models.py).
+
+``--init-from MODEL`` starts from a trained artefact's encoder and LoRA adapter instead of the bare
+encoder: with ``--method head`` the adapter is kept as it is and only the head, calibration and
+out-of-scope statistics are retrained, the head warm-started from the artefact's (how a new intent
+is taught from a few dozen examples without disturbing the others; embedding the training texts is
+most of the time, about 6 minutes for 9,000 on 2 busy CPU cores); with ``--method lora`` the adapter
+trains on.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -25,20 +36,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agent import models
 from agent.encoder import SentenceEncoder
-from agent.intent import IntentHead, OutOfScope
+from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
+from agent.settings import Settings
 from agent.types import AgentError
 from finetune.data import read_examples
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
 DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
+DEFAULT_HELDOUT = REPO / "data" / "heldout" / "intent.jsonl"  # what promotion compares versions on
+SHIPPED = DEFAULT_DIR
+PROMOTION_METRICS = ("accuracy", "macro_f1")  # compared on the held-out set; higher is better
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m finetune.intent", description=__doc__.splitlines()[0])
     p.add_argument("--train", default=str(DEFAULT_TRAIN), help="CSV or JSONL with text and intent/category")
+    p.add_argument("--validation", help="labelled validation file (default: a split of --train)")
+    p.add_argument("--data", metavar="DIR", help="prepared data: DIR/train.jsonl and DIR/validation.jsonl "
+                   "(from python -m finetune.prepare)")
     p.add_argument("--out", required=True, help="directory for the model artefact")
+    p.add_argument("--init-from", metavar="MODEL", help="start from this intent model's encoder and adapter "
+                   "('default': the promoted version, else the shipped one)")
+    p.add_argument("--models-dir", help="model versions, for --init-from default (default: setting 'models_dir')")
+    p.add_argument("--anchor", type=float, default=1.0, help="with --init-from and --method head: how strongly "
+                   "the parent's intents keep their head rows (0: free)")
     p.add_argument("--base", default="all-MiniLM-L6-v2", help="encoder: packaged name, HF id or path")
     p.add_argument("--eval", help="optional labelled file for a final held-out evaluation")
     p.add_argument("--oos", default=str(DEFAULT_OOS) if DEFAULT_OOS.is_file() else None,
@@ -50,12 +74,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its checkpoints (LoRA steps, computed embeddings)")
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--escalate-budget", type=float, default=0.02,
                    help="share of correctly answered validation messages escalation may take")
     p.add_argument("--seed", type=int, default=13)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.data:
+        args.train, args.validation = str(Path(args.data) / "train.jsonl"), str(Path(args.data) / "validation.jsonl")
+    return args
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -133,9 +161,11 @@ def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val
 
 
 def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
-              weight: np.ndarray, bias: np.ndarray, out: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """LoRA + head fine-tuning with the Trainer; saves the adapter to OUT/adapter, returns the head."""
-    from peft import LoraConfig, get_peft_model
+              weight: np.ndarray, bias: np.ndarray, out: Path, adapter: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """LoRA + head fine-tuning with the Trainer (a new adapter, or ``adapter`` trained on); saves the
+    adapter to OUT/adapter, returns the head."""
+    from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments,
                               set_seed)
 
@@ -143,9 +173,11 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
 
     set_seed(args.seed)
     tokenizer, encoder = load_encoder(args.base)
-    lora = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
-                      target_modules=["query", "key", "value", "dense"])
-    encoder = get_peft_model(encoder, lora)
+    if adapter:
+        encoder = PeftModel.from_pretrained(encoder, adapter, is_trainable=True)
+    else:
+        encoder = get_peft_model(encoder, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
+                                                     target_modules=["query", "key", "value", "dense"]))
     model = PooledClassifier(encoder, weight, bias)
 
     def tokenized(xs, ys):
@@ -202,42 +234,128 @@ class PooledClassifier(torch.nn.Module):
         return out
 
 
-def train(args: argparse.Namespace) -> dict:
+def load_data(args) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(train texts, train labels, validation texts, validation labels)."""
     from sklearn.model_selection import train_test_split
 
-    np.random.seed(args.seed)
-    started = time.time()
     examples = read_examples(args.train)
     texts, labels = [e.text for e in examples], [e.intent for e in examples]
-    label_set = sorted(set(labels))
-    if len(label_set) < 2:
-        raise AgentError(f"{args.train} needs at least two intents, found {len(label_set)}")
+    if args.validation:
+        held = read_examples(args.validation)
+        only = sorted({e.intent for e in held} - set(labels))
+        if only:
+            raise AgentError(f"intents only in {args.validation}, none in {args.train}: {', '.join(only)}")
+        return texts, labels, [e.text for e in held], [e.intent for e in held]
     try:
         tr_x, va_x, tr_y, va_y = train_test_split(texts, labels, test_size=args.validation_fraction,
                                                   stratify=labels, random_state=args.seed)
     except ValueError as exc:
         raise AgentError(f"cannot make a stratified validation split: {exc}") from None
+    return tr_x, tr_y, va_x, va_y
+
+
+def starting_point(args) -> tuple[str, str | None, str | None, IntentHead | None]:
+    """(encoder, LoRA adapter directory, parent version, parent model) that training starts from;
+    the last three None without --init-from."""
+    if not args.init_from:
+        return args.base, None, None, None
+    directory = models.resolve("intent", args.init_from, SHIPPED, args.models_dir or Settings.load().models_dir)
+    init = IntentHead.load(directory)
+    try:
+        parent = models.read_version(directory)["id"]
+    except AgentError:  # the shipped artefact, or one trained before versions existed
+        parent = models.SHIPPED if directory.resolve() == SHIPPED.resolve() else str(directory)
+    return init.encoder, init.adapter, parent, init
+
+
+def anchored_head(train_x: np.ndarray, train_y: np.ndarray, labels: list[str], parent: IntentHead,
+                  anchor: float) -> tuple[np.ndarray, np.ndarray]:
+    """A head warm-started from ``parent``: its intents keep their rows, held near them by a penalty
+    ``anchor * |w - w_parent|^2`` (so old intents are answered as before), and new intents get rows
+    of their own. A head refitted from scratch on the adapter's embeddings loses about a point on the
+    old intents, because the parent's head was trained jointly with the adapter."""
+    x, y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
+    w0, b0 = torch.zeros(len(labels), x.shape[1]), torch.zeros(len(labels))
+    old = torch.zeros(len(labels), dtype=torch.bool)
+    for j, label in enumerate(parent.labels):
+        if label in labels:
+            i = labels.index(label)
+            w0[i], b0[i], old[i] = torch.from_numpy(parent.weight[j]), float(parent.bias[j]), True
+    if old.any():
+        b0[~old] = b0[old].mean()
+    weight, bias = w0.clone().requires_grad_(), b0.clone().requires_grad_()
+    optimiser = torch.optim.LBFGS([weight, bias], max_iter=500, history_size=20, line_search_fn="strong_wolfe")
+
+    def loss():
+        optimiser.zero_grad()
+        value = (torch.nn.functional.cross_entropy(x @ weight.T + bias, y)
+                 + anchor * (((weight - w0)[old] ** 2).sum() + ((bias - b0)[old] ** 2).sum())
+                 + 1e-5 * (weight[~old] ** 2).sum())  # new rows: a little weight decay, no anchor
+        value.backward()
+        return value
+
+    optimiser.step(loss)
+    return weight.detach().numpy(), bias.detach().numpy()
+
+
+class Embeddings:
+    """Sentence embeddings, kept in the checkpoint directory so a resumed run does not recompute them."""
+
+    def __init__(self, encoder: SentenceEncoder, identity: str, checkpoints: Path, resume: bool):
+        self.encoder, self.identity, self.checkpoints, self.resume = encoder, identity, checkpoints, resume
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        key = hashlib.sha256("\n".join([self.identity, *texts]).encode()).hexdigest()[:16]
+        cached = self.checkpoints / f"embeddings-{key}.npy"
+        if self.resume and cached.is_file():
+            return np.load(cached)
+        embeddings = self.encoder.encode(texts, progress=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        np.save(cached, embeddings)
+        return embeddings
+
+
+def train(args: argparse.Namespace) -> dict:
+    np.random.seed(args.seed)
+    started = time.time()
+    tr_x, tr_y, va_x, va_y = load_data(args)
+    label_set = sorted(set(tr_y))
+    if len(label_set) < 2:
+        raise AgentError(f"{args.train} needs at least two intents, found {len(label_set)}")
     index = {lab: i for i, lab in enumerate(label_set)}
     tr_i, va_i = np.array([index[y] for y in tr_y]), np.array([index[y] for y in va_y])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoints = Path(args.checkpoints or out / "checkpoints")
+    base, init_adapter, parent, parent_head = starting_point(args)
+    args.base = base  # what fine_tune loads, and what version.json records
 
-    encoder = SentenceEncoder(args.base)
-    tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
-    weight, bias, c = linear_head(tr_e, tr_i, va_e, va_i, grid=(16.0,) if args.method == "lora" else (4.0, 16.0, 64.0))
-    details = {"C": c}
+    encoder = SentenceEncoder(base, adapter=init_adapter)
+    embed = Embeddings(encoder, f"{base}|{init_adapter}", checkpoints, args.resume)
+    tr_e, va_e = embed(tr_x), embed(va_x)
+    if args.method == "head" and parent_head is not None:
+        weight, bias = anchored_head(tr_e, tr_i, label_set, parent_head, args.anchor)
+        details = {"anchor": args.anchor, "new_intents": sorted(set(label_set) - set(parent_head.labels))}
+    else:
+        weight, bias, c = linear_head(tr_e, tr_i, va_e, va_i, grid=(16.0,) if args.method == "lora" else (4.0, 16.0, 64.0))
+        details = {"C": c}
     adapter = None
     if args.method == "lora":
-        weight, bias, details["fine_tune"] = fine_tune(args, tr_x, tr_i, va_x, va_i, weight, bias, out)
+        weight, bias, details["fine_tune"] = fine_tune(args, tr_x, tr_i, va_x, va_i, weight, bias, out, init_adapter)
         adapter = "adapter"
-        encoder = SentenceEncoder(args.base, adapter=str(out / adapter))
+        encoder = SentenceEncoder(base, adapter=str(out / adapter))
         tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
+    elif init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
+        adapter = "adapter"
+        if Path(init_adapter).resolve() != (out / adapter).resolve():
+            shutil.rmtree(out / adapter, ignore_errors=True)
+            shutil.copytree(init_adapter, out / adapter)
     elif (out / "adapter").exists():
         shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
 
     temperature = fit_temperature(va_e @ weight.T + bias, va_i)
     head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
-                      encoder=args.base, metrics={}, adapter=adapter,
+                      encoder=base, metrics={}, adapter=adapter,
                       oos=OutOfScope.fit(tr_e, tr_i, len(label_set)))
     probs = head.probabilities(va_e)
     correct = probs.argmax(axis=1) == va_i
@@ -247,9 +365,11 @@ def train(args: argparse.Namespace) -> dict:
 
     validation = evaluate(head, va_e, va_y)
     write_reports(out, label_set, va_y, validation.pop("_predicted"))
-    metrics = {"method": {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
-                          "head": "linear head on frozen encoder (logistic regression)"}[args.method],
-               "base": args.base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
+    methods = {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
+               "head": "linear head on frozen encoder (logistic regression)"}
+    method = methods[args.method] if "anchor" not in details else "linear head warm-started from the parent's"
+    metrics = {"method": method + (f", on the encoder and adapter of {parent}" if parent else ""),
+               "base": base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
                "temperature": round(temperature, 4), "threshold": head.threshold,
                "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
                **details, "validation": validation}
@@ -267,7 +387,26 @@ def train(args: argparse.Namespace) -> dict:
     head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
     head.save(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    summary = {k: validation[k] for k in ("accuracy", "macro_f1", "escalated_fraction", "answered_accuracy")}
+    models.write_version(out, "intent", {"validation": summary, "train_seconds": metrics["train_seconds"]},
+                         [f for f in (args.train, args.validation) if f],
+                         base + (" + LoRA adapter" if adapter else ""),
+                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
     return metrics
+
+
+def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:
+    """Accuracy and macro-F1 (over the intents the held-out set has) of one model: what promotion compares."""
+    from sklearn.metrics import f1_score
+
+    examples = read_examples(heldout)
+    truth = [e.intent for e in examples]
+    predicted = [p.top[0].intent for p in IntentClassifier(str(model_dir)).classify([e.text for e in examples])]
+    correct = np.array([p == t for p, t in zip(predicted, truth)])
+    return {"examples": len(truth), "accuracy": round(float(correct.mean()), 4),
+            "macro_f1": round(float(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro",
+                                             zero_division=0)), 4)}
 
 
 def main(argv=None) -> int:
@@ -282,7 +421,7 @@ def main(argv=None) -> int:
     print(json.dumps({"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
                       "escalated_fraction": v["escalated_fraction"], "answered_accuracy": v["answered_accuracy"],
                       "out_of_scope_escalated": metrics.get("out_of_scope", {}).get("escalated"),
-                      "seconds": metrics["train_seconds"]}))
+                      "seconds": metrics["train_seconds"], "version": models.read_version(args.out)["id"]}))
     return 0
 
 
