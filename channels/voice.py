@@ -20,7 +20,7 @@ class CallResult:
     transcript: asr.Transcript
     customer_text: str  # what the agent answered: the customer's words only, on a two-party stereo call
     reply: Reply
-    audio: Path
+    audio: Path | None  # the spoken reply, once spoken
     timings: dict[str, float]
 
     def summary(self) -> dict:
@@ -56,9 +56,6 @@ class VoiceChannel:
         self.agent.warm_up()
         return self
 
-    def transcribe(self, recording: str | Path) -> asr.Transcript:
-        return self.recogniser.transcribe_file(recording, speakers=self.speakers)
-
     def speak(self, text: str, out: str | Path) -> Path:
         return audio.write_wav(out, self.speaker.synthesize(text), self.speaker.sample_rate)
 
@@ -68,7 +65,8 @@ class VoiceChannel:
             return transcript.text
         return " ".join(s.text for s in transcript.segments if s.speaker == self.customer)
 
-    def answer(self, recording: str | Path, out: str | Path) -> CallResult:
+    def understand(self, recording: str | Path) -> CallResult:
+        """Transcribe the call and draft the reply; the result has no audio until ``speak_reply``."""
         timings = {}
         # Decoded block by block, channels apart, as ``recogniser.transcribe_file`` does; the first block
         # is taken here so that a bad recording fails before any model loads.
@@ -84,10 +82,16 @@ class VoiceChannel:
         with logs.Timer() as t:
             reply = self.agent.handle(Message(text=text, channel="call"))
         timings["understand_and_draft"] = t.seconds
+        return CallResult(transcript, text, reply, None, timings)
+
+    def speak_reply(self, result: CallResult, out: str | Path) -> CallResult:
         with logs.Timer() as t:
-            path = self.speak(reply.text, out)
-        timings["speak"] = t.seconds
-        logs.event(log, "call", duration_s=transcript.duration_s, intent=reply.intent, escalate=reply.escalate,
-                   speakers=len({s.speaker for s in transcript.segments}),
-                   **{f"{k}_s": v for k, v in timings.items()})
-        return CallResult(transcript, text, reply, path, timings)
+            result.audio = self.speak(result.reply.text, out)
+        result.timings["speak"] = t.seconds
+        logs.event(log, "call", duration_s=result.transcript.duration_s, intent=result.reply.intent,
+                   escalate=result.reply.escalate, speakers=len({s.speaker for s in result.transcript.segments}),
+                   **{f"{k}_s": v for k, v in result.timings.items()})
+        return result
+
+    def answer(self, recording: str | Path, out: str | Path) -> CallResult:
+        return self.speak_reply(self.understand(recording), out)

@@ -1,0 +1,217 @@
+"""The demo in a real browser: Debian's chromium, driven by Playwright, against ``python demo.py``.
+
+Uploads a spoken call, an email and a mailbox as a user would, reads the answers off the page, checks that
+a corrupt file is a friendly message and that two users at once are both answered, and that the page calls
+nothing but the demo. Screenshots are kept in tests/artifacts/ to be looked at.
+"""
+import json
+import shutil
+import zipfile
+
+import pytest
+
+from conftest import REPO
+from test_demo import serve_demo
+from test_email import ANNA
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+# Never a downloaded browser: the system's chromium, with everything that would call out switched off.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ANSWER_S = 120  # generous: the suite shares two cores with whatever else runs
+
+
+@pytest.fixture(scope="module")
+def launch():
+    """Starts the system's chromium (with extra flags if given)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("browser tests need Debian's chromium on PATH: run scripts/setup.sh as root, or "
+                    "apt-get install chromium", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("browser tests need Playwright for Python: pip install -e '.[test]'", pytrace=False)
+    with sync_playwright() as p:
+        yield lambda *extra: p.chromium.launch(executable_path=chromium, args=[*CHROMIUM_ARGS, *extra])
+
+
+@pytest.fixture(scope="module")
+def browser(launch):
+    browser = launch()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def demo(cache_dir, tmp_path_factory):
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+    with serve_demo(cache_dir, feedback) as url:
+        yield url, feedback
+
+
+@pytest.fixture
+def open_page(browser, demo):
+    """New pages (one per simulated user) on the demo; at the end, checks that no page called anywhere else."""
+    contexts, requests = [], []
+
+    def open_page():
+        context = browser.new_context(viewport={"width": 1280, "height": 1400})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(ANSWER_S * 1000)
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(demo[0])
+        page.wait_for_selector("#call-recording")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+    outside = sorted({u for u in requests if not u.startswith((demo[0], "data:", "blob:"))})
+    assert not outside, f"the page called out: {outside}"
+
+
+def shot(page, name, full_page=True):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=full_page)
+
+
+def wait_for_text(page, selector, text):
+    """Wait until the element (or the textarea/input inside it) shows ``text``."""
+    page.wait_for_function(
+        """([selector, text]) => {
+            const el = document.querySelector(selector);
+            if (!el) return false;
+            const field = el.matches('textarea, input') ? el : el.querySelector('textarea, input');
+            return (field && field.value.includes(text)) || el.innerText.includes(text);
+        }""", arg=[selector, text])
+
+
+def top_intent(page, prefix):
+    return page.locator(f"#{prefix}-intent [data-testid=label-output-value]").inner_text()
+
+
+def upload_call(page, recording):
+    page.locator("#call-recording input[type=file]").set_input_files(str(recording))
+
+
+def wait_for_answered_call(page):
+    wait_for_text(page, "#call-reply", "3 to 5 working days")
+    page.wait_for_selector("#call-audio a[download][href*='reply.wav']", state="attached")
+
+
+def test_call_answered_in_the_page(open_page, demo, spoken_request):
+    page = open_page()
+    upload_call(page, spoken_request)  # answered on upload, no click needed
+    wait_for_answered_call(page)
+    assert "card" in page.locator("#call-transcript").inner_text()
+    assert top_intent(page, "call") == "card_arrival" and "%" in page.locator("#call-intent").inner_text()
+    assert "No" in page.locator("#call-escalation textarea").input_value()
+    for stage in ("transcribe", "speak", "total"):
+        assert stage in page.locator("#call-timings").inner_text()
+    first_audio = page.locator("#call-audio a[download]").get_attribute("href")
+    shot(page, "call")
+
+    # The user edits the reply, hears it spoken again, and corrects the intent.
+    page.locator("#call-reply textarea").fill("Your new card is on its way and should arrive by Friday.")
+    page.locator("#call-speak").click()
+    page.wait_for_function("href => { const a = document.querySelector('#call-audio a[download]');"
+                           " return a && a.href !== href; }", arg=first_audio)
+    intent = page.locator("#call-corrected-intent input")
+    intent.click()
+    intent.press("Control+a")  # over the predicted intent
+    intent.press_sequentially("card_delivery")
+    page.get_by_role("option", name="card_delivery_estimate").click()
+    page.locator("#call-save").click()
+    wait_for_text(page, "#call-feedback", "Saved")
+    shot(page, "call-corrected")
+    record = json.loads(demo[1].read_text().splitlines()[-1])
+    assert record["channel"] == "call" and record["intent"] == "card_arrival"
+    assert record["corrected_intent"] == "card_delivery_estimate" and "by Friday" in record["corrected_reply"]
+
+
+def test_email_answered_in_the_page(open_page, tmp_path):
+    eml = tmp_path / "anna.eml"
+    eml.write_bytes(ANNA)
+    page = open_page()
+    page.get_by_role("tab", name="Email").click()
+    page.locator("#email-file input[type=file]").set_input_files(str(eml))
+    page.locator("#email-answer").click()
+    wait_for_text(page, "#email-draft", "In-Reply-To: <CAF1234@mail.example.org>")
+    new_text = page.locator("#email-text textarea").input_value()
+    assert "charged twice" in new_text and "Thank you for your message" not in new_text
+    assert "anna.smith@example.org" in page.locator("#email-fields").inner_text()
+    assert top_intent(page, "email") == "transaction_charged_twice"
+    assert "£42.10" in page.locator("#email-reply textarea").input_value()
+    page.wait_for_selector("#email-download a[href$='.eml']", state="attached")
+    shot(page, "email")
+
+
+def test_corrupt_recording_is_a_friendly_message_and_the_demo_goes_on(open_page, tmp_path):
+    bad = tmp_path / "voicemail.wav"
+    bad.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00" + bytes(range(256)) * 8)
+    page = open_page()
+    upload_call(page, bad)
+    toast = page.locator("[data-testid=toast-body]").first
+    toast.wait_for()
+    assert "voicemail.wav: not a readable audio file" in toast.inner_text()
+    assert "Traceback" not in toast.inner_text() and "/tmp" not in toast.inner_text()
+    page.wait_for_timeout(1000)  # the message slides in
+    shot(page, "corrupt-recording", full_page=False)  # it floats over the viewport
+    page.get_by_role("tab", name="Email").click()
+    page.locator("#email-paste textarea").fill(ANNA.decode("latin-1"))
+    page.locator("#email-answer").click()
+    wait_for_text(page, "#email-draft", "In-Reply-To: <CAF1234@mail.example.org>")
+
+
+def test_mailbox_processed_in_the_page(open_page, tmp_path):
+    archive = tmp_path / "inbox.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("one.eml", ANNA)
+        z.writestr("two.eml", ANNA.replace(b"CAF1234@", b"CAF5678@"))
+        z.writestr("broken.eml", b"\x00\x01\x02 not an email" * 10)
+    page = open_page()
+    page.get_by_role("tab", name="Mailbox").click()
+    page.locator("#mailbox-file input[type=file]").set_input_files(str(archive))
+    page.locator("#mailbox-answer").click()
+    wait_for_text(page, "#mailbox-summary", "3 messages")
+    rows = page.locator("#mailbox-results .virtual-row")
+    rows.nth(2).wait_for()  # the table renders after the summary
+    assert rows.count() == 3 and "rejected" in rows.nth(2).inner_text()
+    assert "transaction_charged_twice" in rows.nth(0).inner_text()
+    page.wait_for_selector("#mailbox-download a[href$='drafts.zip']", state="attached")
+    rows.nth(1).get_by_role("gridcell").nth(2).click()  # pick a result to correct it
+    wait_for_text(page, "#mailbox-reply", "£42.10")
+    assert "Message 2" in page.locator("#mailbox-picked").inner_text()
+    shot(page, "mailbox")
+
+
+def test_two_users_at_once_are_both_answered(open_page, spoken_request):
+    first, second = open_page(), open_page()
+    upload_call(first, spoken_request)
+    upload_call(second, spoken_request)  # queued behind the first, not refused
+    for page in (first, second):
+        wait_for_answered_call(page)
+        assert top_intent(page, "call") == "card_arrival"
+    shot(first, "two-users-first")
+    shot(second, "two-users-second")
+
+
+def test_microphone_recording_is_answered(launch, demo, spoken_request):
+    # Chromium's fake capture device plays the spoken request into the microphone (in a loop).
+    browser = launch("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-audio-capture={spoken_request}")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 1400})
+        page.set_default_timeout(ANSWER_S * 1000)
+        page.goto(demo[0])
+        page.locator("#call-recording button[aria-label='Record audio']").click()
+        page.locator("#call-recording button", has_text="Record").first.click()
+        page.wait_for_timeout(6000)
+        page.locator("#call-recording button", has_text="Stop").first.click()  # answered when recording stops
+        wait_for_answered_call(page)
+        assert "card" in page.locator("#call-transcript").inner_text() and top_intent(page, "call") == "card_arrival"
+        shot(page, "microphone")
+    finally:
+        browser.close()
