@@ -5,7 +5,7 @@ number in its output comes from the knowledge base or from the customer's messag
 """
 from __future__ import annotations
 
-from .knowledge import Entry, KnowledgeBase
+from .knowledge import Entry
 from .types import Entity
 
 APOLOGY = "I'm sorry for the trouble this has caused."
@@ -44,8 +44,24 @@ def frame(middle: str, channel: str, business: dict[str, str], customer_name: st
     return f"{greeting}\n\n{middle}{closing}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
 
 
-def _personal_sentences(entry: Entry, entities: list[Entity]) -> list[str]:
-    first = {}
+def grounding(entry: Entry, entities: list[Entity]) -> str:
+    """What a generator works from: the entry's sentences for the customer's details, then the answer."""
+    return " ".join([*_personal_sentences(entry, entities), entry.answer])
+
+
+def acknowledged(entry: Entry, entities: list[Entity]) -> list[str]:
+    """The customer's details a reply from ``entry`` repeats: the first of each kind it has a sentence for."""
+    return list(_first_of_each_kind(entry, entities).values())
+
+
+def _first_of_each_kind(entry: Entry, entities: list[Entity]) -> dict[str, str]:
+    first: dict[str, str] = {}
     for e in entities:
-        first.setdefault(e.kind, e.value)
+        if e.kind in entry.personal:
+            first.setdefault(e.kind, e.value)
+    return first
+
+
+def _personal_sentences(entry: Entry, entities: list[Entity]) -> list[str]:
+    first = _first_of_each_kind(entry, entities)
     return [template.format(**{slot: first[slot]}) for slot, template in entry.personal.items() if slot in first]

@@ -1,8 +1,9 @@
 """Checks on a generated draft before anyone sees it. Any failure sends the composer's draft instead.
 
 A generated reply may only state numbers the customer or the approved passage stated, must keep the
-passage's key facts, must not leave a template slot unfilled, and must still be about the intent it
-answers (the draft run back through the intent classifier).
+passage's key facts and acknowledge the customer's details where the composer would, must not leave a
+template slot unfilled, and must still be about the intent it answers (the draft run back through
+the intent classifier).
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ def unsupported_numbers(draft: str, sources: Sequence[str]) -> list[str]:
 
 
 def check(draft: str, sources: Sequence[str], facts: Sequence[str], intent: str,
-          draft_intents: Callable[[str], Sequence[str]] | None = None) -> str | None:
+          draft_intents: Callable[[str], Sequence[str]] | None = None, details: Sequence[str] = ()) -> str | None:
     """Why ``draft`` must not be used, or None when it passes every guard.
 
     ``sources``: the customer's text and the retrieved passage; ``facts``: exact phrases of the
-    passage a reply must keep; ``draft_intents``: the classifier's top intents for a text.
+    passage a reply must keep; ``draft_intents``: the classifier's top intents for a text;
+    ``details``: the customer's own details (amount, reference, ...) the reply must acknowledge.
     """
     if not draft.strip():
         return "generator guard: empty draft"
@@ -43,6 +45,8 @@ def check(draft: str, sources: Sequence[str], facts: Sequence[str], intent: str,
         return f"generator guard: numbers not in the message or the passage: {', '.join(invented)}"
     if missing := [f for f in facts if f.lower() not in draft.lower()]:
         return f"generator guard: key facts missing: {'; '.join(missing)}"
+    if missing := [d for d in details if d not in draft]:
+        return f"generator guard: the customer's details missing: {'; '.join(missing)}"
     if draft_intents is not None and intent not in draft_intents(draft):
         return f"generator guard: the draft does not read as '{intent}'"
     return None

@@ -12,11 +12,12 @@ the Mahalanobis distance of the message's embedding from the nearest intent's tr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import models
 from .encoder import SentenceEncoder
 from .types import AgentError, IntentScore
 
@@ -84,8 +85,8 @@ class IntentHead:
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "IntentHead":
-        directory = resolve(directory)
+    def load(cls, directory: str | Path, models_dir: str | Path | None = None) -> "IntentHead":
+        directory = resolve(directory, models_dir)
         config_file, head_file = directory / "config.json", directory / "head.safetensors"
         if not config_file.is_file() or not head_file.is_file():
             raise AgentError(f"no intent model in {directory}: expected config.json and head.safetensors "
@@ -106,8 +107,9 @@ class IntentHead:
                    adapter=str(directory / adapter) if adapter else None, oos=oos)
 
 
-def resolve(directory: str | Path) -> Path:
-    return DEFAULT_DIR if str(directory) == "default" else Path(directory)
+def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
+    """"default" is the promoted intent version in ``models_dir`` if there is one, else the shipped model."""
+    return models.resolve("intent", directory, DEFAULT_DIR, models_dir)
 
 
 @dataclass
@@ -115,13 +117,16 @@ class Prediction:
     top: list[IntentScore]  # best first
     out_of_scope: bool
     distance: float | None  # Mahalanobis distance from the nearest intent, where the model has one
+    probabilities: dict[str, float] = field(default_factory=dict)  # every intent, for retrieval
+    embedding: np.ndarray | None = None  # the text's unit-length sentence embedding
 
 
 class IntentClassifier:
     """Top intents with calibrated probabilities, and an out-of-scope flag, for each text."""
 
-    def __init__(self, model: str = "default", encoder: SentenceEncoder | None = None):
-        self.head = IntentHead.load(model)
+    def __init__(self, model: str = "default", encoder: SentenceEncoder | None = None,
+                 models_dir: str | Path | None = None):
+        self.head = IntentHead.load(model, models_dir)
         self.encoder = encoder or SentenceEncoder(self.head.encoder, adapter=self.head.adapter)
 
     @property
@@ -135,8 +140,9 @@ class IntentClassifier:
         distances = self.head.oos.distance(embeddings) if self.head.oos else [None] * len(texts)
         return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
                            out_of_scope=d is not None and d > self.head.oos.threshold,
-                           distance=None if d is None else round(float(d), 2))
-                for p, row, d in zip(probs, ranked, distances)]
+                           distance=None if d is None else round(float(d), 2),
+                           probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e)
+                for p, row, d, e in zip(probs, ranked, distances, embeddings)]
 
     def predict(self, texts: list[str], k: int = 5) -> list[list[IntentScore]]:
         return [p.top for p in self.classify(texts, k)]

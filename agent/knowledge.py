@@ -64,9 +64,9 @@ class Retriever:
     """Ranks knowledge-base entries for a message by its intent probabilities and embedding similarity.
 
     An entry scores the classifier's probability for its intent plus the cosine similarity between
-    the message and the entry (title and answer, embedded once). The probability dominates when the
-    classifier is sure; when two intents are close, or the predicted intent has no entry, the
-    passage that reads most like the message wins, so near-miss intents still find it.
+    the message and the entry (title and answer, embedded once): among one intent's entries the one
+    that reads most like the message ranks first, and across intents a close candidate's passage
+    ranks near the top, so a near-miss intent still finds it.
     """
 
     def __init__(self, kb: KnowledgeBase, encode: Callable[[list[str]], np.ndarray]):

@@ -31,9 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-# Run as a script, this folder would come first on the path, and bench/email.py would hide the standard
-# library's email package (which faster-whisper's imports need): put the repository there instead.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SENTENCES = [

@@ -1,6 +1,6 @@
 """Email channel throughput: parsing and filtering alone, and the whole pipeline, on a generated mailbox.
 
-    .venv/bin/python bench/email.py [--messages 1000] [--repeats 3] [--full-repeats 1] [--keep DIR]
+    .venv/bin/python bench/email_channel.py [--messages 1000] [--repeats 3] [--full-repeats 1] [--keep DIR]
 
 The mailbox (an mbox in a temporary folder) mixes customer emails in several charsets and formats
 (plain, HTML only, multipart/alternative, quoted history, signatures, RFC 2047 headers) with
@@ -12,25 +12,20 @@ at least 200 messages/s; 1,000 messages through the whole pipeline in at most 5 
 """
 from __future__ import annotations
 
-import os
+import argparse
+import mailbox
+import random
+import statistics
 import sys
+import tempfile
+import time
+from email.header import Header
+from email.message import EmailMessage
+from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and this file would shadow the
-# standard library's `email` package: put the repository there instead.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_HERE)] + [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+from tqdm import tqdm
 
-import argparse  # noqa: E402
-import mailbox  # noqa: E402
-import random  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from email.header import Header  # noqa: E402
-from email.message import EmailMessage  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tqdm import tqdm  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 OWN = "Kestrel Bank Support <support@kestrel.example>"
 REQUESTS = [

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-# This folder would shadow the standard library (bench/email.py is `email`): put the repository there.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.pipeline import Agent  # noqa: E402

@@ -526,13 +526,27 @@ class OpenAIWhisperEngine(WhisperEngine):
 
 
 def _auto(settings: Settings):
-    """The faster engine for this machine: faster-whisper (CTranslate2) wherever it is installed."""
+    """The faster engine for this machine: faster-whisper (CTranslate2) wherever it can run.
+
+    A GPU that torch sees but CTranslate2 does not (its CUDA libraries missing) goes to openai-whisper
+    in float16 rather than leaving the GPU idle and decoding on the CPU.
+    """
     try:
-        import ctranslate2  # noqa: F401
+        import ctranslate2
         import faster_whisper  # noqa: F401
     except ImportError:
         return OpenAIWhisperEngine(settings)
+    if settings.asr_device in ("auto", "cuda") and ctranslate2.get_cuda_device_count() == 0 and _torch_has_cuda():
+        return OpenAIWhisperEngine(settings)
     return FasterWhisperEngine(settings)
+
+
+def _torch_has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 ENGINES = {FasterWhisperEngine.name: FasterWhisperEngine, OpenAIWhisperEngine.name: OpenAIWhisperEngine,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -82,13 +83,26 @@ def cmd_classify(args, settings):
 
 
 def cmd_reply(args, settings):
+    """One message (or one whole RFC 5322 email, which is parsed and answered as the email channel)."""
     from agent.pipeline import Agent
     from agent.types import Message
+    from channels import email
 
-    r = Agent(settings).handle(Message(text=_text_arg(args), channel="text"))
+    text = _text_arg(args)
+    message = Message(text=text, channel=args.channel)
+    if _EMAIL_HEADERS.match(text):
+        parsed = email.parse(text.encode("utf-8"))
+        message = email.to_message(parsed)
+    r = Agent(settings.replace(drafter=args.drafter)).handle(message)
     _print({"intent": r.intent, "confidence": r.confidence, "reply": r.text, "source": r.source,
-            "passages": r.passages, "escalate": r.escalate, "reason": r.reason})
+            "passages": r.passages, "escalate": r.escalate, "reason": r.reason,
+            "fallback_reason": r.fallback_reason, "channel": message.channel,
+            "entities": [vars(e) for e in r.entities]})
     return 0
+
+
+# A whole email on standard input starts with RFC 5322 header fields.
+_EMAIL_HEADERS = re.compile(r"\A(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*){2,}", re.M)
 
 
 def cmd_transcribe(args, settings):
@@ -143,16 +157,58 @@ def cmd_transcribe(args, settings):
 
 
 def cmd_speak(args, settings):
-    from channels import audio, tts
+    """Speak text into a file; the JSON line carries the timings of this run (model loading apart)."""
+    import time
 
+    import numpy as np
+
+    from channels import tts
+
+    text = _text_arg(args)
+    started = time.perf_counter()
     engine = tts.load_engine(settings.replace(tts_engine=args.engine, tts_voice=args.voice))
-    samples = engine.synthesize(_text_arg(args))
-    if args.format == "telephone":
-        path = audio.encode(args.out, audio.resample(samples, engine.sample_rate, 8000), 8000, codec="pcm_mulaw")
-        rate = 8000
+    loaded = time.perf_counter()
+    chunks, first = [], None
+    for chunk in engine.stream(text):  # sentence by sentence, as a caller playing it would receive it
+        first = first or time.perf_counter()
+        chunks.append(chunk)
+    done = time.perf_counter()
+    samples = np.concatenate(chunks)
+    path, rate = tts.export(args.out, samples, engine.sample_rate, args.format)
+    duration = len(samples) / engine.sample_rate
+    _print({"audio": str(path), "format": args.format, "sample_rate": rate, "duration_s": round(duration, 2),
+            "sentences": len(chunks), "engine": engine.name,
+            "timings": {"load_s": round(loaded - started, 3), "first_audio_s": round(first - loaded, 3),
+                        "synthesis_s": round(done - loaded, 3)},
+            "real_time_factor": round((done - loaded) / duration, 3)})
+    return 0
+
+
+def cmd_models(args, settings):
+    """Model versions in setting 'models_dir': list, promote (after a side-by-side comparison on the
+    fixed held-out set; the table goes to stderr), roll back."""
+    from agent import models
+
+    if args.action == "list":
+        for kind in models.KINDS:
+            promoted = models.pointer(settings.models_dir, kind).get("version")
+            _print({"kind": kind, "version": models.SHIPPED, "current": promoted is None})
+            for v in models.versions(settings.models_dir, kind):
+                _print({"kind": kind, "version": v["id"], "current": v["id"] == promoted, "created": v.get("created"),
+                        "base_model": v.get("base_model"), "parent": v.get("parent"),
+                        "data_hash": (v.get("data_hash") or "")[:12], "metrics": v.get("metrics"), "path": v["path"]})
+    elif args.action == "promote":
+        from finetune.versions import promote
+
+        comparison, state = promote(settings.models_dir, args.dir, args.heldout, args.tolerance, args.force)
+        if comparison is not None:
+            print(comparison.table(), file=sys.stderr)
+        _print({"promoted": state["version"], "kind": models.read_version(args.dir)["kind"],
+                "previous": (state["history"] or [models.SHIPPED])[-1], "forced": bool(args.force),
+                "comparison": comparison.to_dict() if comparison else None})
     else:
-        path, rate = audio.write_wav(args.out, samples, engine.sample_rate), engine.sample_rate
-    _print({"audio": str(path), "sample_rate": rate, "duration_s": round(len(samples) / engine.sample_rate, 2)})
+        state = models.rollback(settings.models_dir, args.kind)
+        _print({"kind": args.kind, "rolled_back": state["rolled_back"], "current": state["version"] or models.SHIPPED})
     return 0
 
 
@@ -187,7 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.set_defaults(func=cmd_classify)
 
     r = sub.add_parser("reply", help="draft a reply to one message")
-    r.add_argument("text", nargs="+", help="the message, or '-' to read standard input")
+    r.add_argument("text", nargs="+", help="the message, or '-' to read standard input (a message or a whole email)")
+    r.add_argument("--drafter", choices=("composer", "generator"), help="default: setting 'drafter'")
+    r.add_argument("--channel", choices=("text", "email", "call"), default="text",
+                   help="how the reply is framed (an email on standard input is always 'email')")
     r.set_defaults(func=cmd_reply)
 
     t = sub.add_parser("transcribe", help="transcribe audio files, one JSON object per file")
@@ -204,12 +263,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("speak", help="speak text into an audio file")
     s.add_argument("text", nargs="+", help="the text, or '-' to read standard input")
-    s.add_argument("--out", required=True)
-    s.add_argument("--engine")
-    s.add_argument("--voice")
-    s.add_argument("--format", choices=("wav", "telephone"), default="wav",
-                   help="wav at the voice's rate, or telephone: 8 kHz mu-law WAV")
+    s.add_argument("--out", required=True, help="the WAV file to write")
+    s.add_argument("--engine", help="piper or coqui (default: setting 'tts_engine')")
+    s.add_argument("--voice", help="piper: en_US-joe-medium (packaged) or a .onnx voice; coqui: MODEL[:SPEAKER], "
+                   "a model name or a checkpoint (default: setting 'tts_voice')")
+    s.add_argument("--format", choices=("wav", "telephone", "telephone-pcm"), default="wav",
+                   help="wav: 16-bit at the voice's rate, -16 LUFS; telephone: 8 kHz mu-law WAV, -19 LUFS; "
+                   "telephone-pcm: 8 kHz 16-bit WAV, -19 LUFS")
     s.set_defaults(func=cmd_speak)
+
+    m = sub.add_parser("models", help="model versions: list, promote a trained one, roll back")
+    m.set_defaults(func=cmd_models)
+    ma = m.add_subparsers(dest="action", required=True, metavar="ACTION")
+    ma.add_parser("list", help="every stored version, and which one is in use")
+    mp = ma.add_parser("promote", help="use a trained version if it is not worse on the held-out set")
+    mp.add_argument("dir", help="a trained model directory (with version.json)")
+    mp.add_argument("--heldout", metavar="FILE", help="labelled held-out file (default: the repository's fixed one)")
+    mp.add_argument("--tolerance", type=float, help="how much lower a metric may be (default: 0.005, half a point)")
+    mp.add_argument("--force", action="store_true", help="promote even if worse")
+    mr = ma.add_parser("rollback", help="go back to the version promoted before the current one")
+    mr.add_argument("--kind", choices=("intent", "generator"), default="intent")
     return p
 
 

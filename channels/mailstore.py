@@ -267,18 +267,11 @@ class Runner:
     """Takes messages through the email channel exactly once, into an outbox and a state store."""
 
     def __init__(self, agent, outbox: str | Path, state: StateStore, smtp: SmtpSender | None = None,
-                 transcribe=None, record_rejected: bool = True, inference_threads: int | None = 1):
+                 transcribe=None, record_rejected: bool = True):
         """``record_rejected``: record rejected messages too, so that a rerun of a mailbox reports every
-        message once and then only as a duplicate (a single message on stdin is better checked afresh).
-        ``inference_threads``: torch threads for the intent encoder. One message at a time is a batch
-        of one short text, where extra threads only add synchronisation: on a 2-core machine busy with
-        other work, 2 threads took 575 ms a message and 1 thread 28 ms. None leaves torch's setting."""
+        message once and then only as a duplicate (a single message on stdin is better checked afresh)."""
         self.agent, self.outbox, self.state, self.smtp = agent, Path(outbox), state, smtp
         self.record_rejected = record_rejected
-        if inference_threads is not None:
-            import torch
-
-            torch.set_num_threads(inference_threads)
         self.transcribe = transcribe or email.Voicemail(agent)
         self.counts = dict.fromkeys(ACTIONS, 0)
         self.sent = 0

@@ -24,12 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.generator import WHISPER_PREFIX, Generator, GeneratorConfig, load_base, prompt
+from agent.generator import (CROSS_ATTENTION_FILE, DEFAULT_DIR, WHISPER_PREFIX, Generator, GeneratorConfig, load_base,
+                             prompt)
+from agent import models
 from agent.guards import unsupported_numbers
 from agent.settings import Settings
 from agent.types import AgentError
 
 DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
+REPO = Path(__file__).resolve().parent.parent
+# Promotion (support-agent models promote) compares versions on these records, which no shipped
+# version trained on; higher is better for each metric.
+DEFAULT_HELDOUT = REPO / "data" / "replies" / "validation.jsonl"
+SHIPPED = DEFAULT_DIR
+PROMOTION_METRICS = ("rougeL", "chrf", "number_faithfulness")
+HELDOUT_RECORDS = 40  # generation is the slow part: about a second a reply on a CPU
+SPOKEN_SENTENCES = 12  # passage sentences spoken to measure Whisper's average cross-attention
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -141,6 +151,45 @@ def score(generator: Generator, records: list[dict]) -> dict:
             "latency_median_s": round(float(np.median(latencies)), 3)}
 
 
+def whisper_cross_attention(name: str, cache_dir: str, sentences: list[str]) -> np.ndarray:
+    """Each Whisper decoder layer's cross-attention output, averaged over real speech.
+
+    ``sentences`` are spoken by the packaged voice and teacher-forced through openai-whisper; the
+    result, ``(n_layers, width)``, stands in for the audio the text-only generator never has.
+    """
+    import whisper
+
+    from agent import store
+    from channels.audio import resample
+    from channels.tts import load_engine
+
+    model = whisper.load_model(store.whisper_checkpoint(name, cache_dir), device="cpu")
+    tokenizer = whisper.tokenizer.get_tokenizer(model.is_multilingual, language="en", task="transcribe")
+    voice = load_engine(Settings.load().replace(tts_engine="piper"), deterministic=True)
+    outputs: dict[int, torch.Tensor] = {}
+    hooks = [block.cross_attn.register_forward_hook(lambda _m, _i, out, i=i: outputs.__setitem__(i, out[0][0]))
+             for i, block in enumerate(model.decoder.blocks)]
+    total, count = torch.zeros(len(model.decoder.blocks), model.dims.n_text_state), 0
+    for sentence in sentences:
+        audio = resample(voice.synthesize(sentence), voice.sample_rate, whisper.audio.SAMPLE_RATE)
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)), model.dims.n_mels)
+        ids = torch.tensor([list(tokenizer.sot_sequence_including_notimestamps) + tokenizer.encode(" " + sentence)])
+        with torch.no_grad():
+            model.decoder(ids, model.encoder(mel[None]))
+        total += torch.stack([outputs[i].sum(0) for i in range(len(hooks))])
+        count += ids.shape[1]
+    for hook in hooks:
+        hook.remove()
+    return (total / count).numpy()
+
+
+def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:
+    """What promotion compares: ROUGE-L, chrF (as a fraction) and the share of drafts with no invented number."""
+    result = score(Generator(str(model_dir), Settings.load().cache_dir), read_records(heldout)[:HELDOUT_RECORDS])
+    return {"rougeL": result["rougeL"], "chrf": round(result["chrf"] / 100, 4),
+            "number_faithfulness": round(1 - result["invented_number_rate"], 4)}
+
+
 def train(args: argparse.Namespace) -> dict:
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
@@ -161,7 +210,13 @@ def train(args: argparse.Namespace) -> dict:
     if args.max_eval:
         validation = validation[:args.max_eval]
     cache_dir = Settings.load().cache_dir
-    model, tokenizer, layout = load_base(args.base, cache_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cross_attention = None
+    if args.base.startswith(WHISPER_PREFIX):
+        spoken = sorted({r["passage"].split(". ")[0].rstrip(".") + "." for r in records})[:SPOKEN_SENTENCES]
+        cross_attention = whisper_cross_attention(args.base[len(WHISPER_PREFIX):], cache_dir, spoken)
+        np.save(out / CROSS_ATTENTION_FILE, cross_attention)
+    model, tokenizer, layout = load_base(args.base, cache_dir, cross_attention)
     limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 0)
     train_set = [e for r in records if (e := encode(r, tokenizer, layout, limit))]
     eval_set = [e for r in validation if (e := encode(r, tokenizer, layout, limit))]
@@ -204,7 +259,6 @@ def train(args: argparse.Namespace) -> dict:
     train_seconds = time.time() - started
     eval_loss = trainer.evaluate()["eval_loss"]
 
-    out.mkdir(parents=True, exist_ok=True)
     config = GeneratorConfig(base=args.base, architecture=layout.architecture, adapter=args.method == "lora",
                              max_new_tokens=args.max_new_tokens)
     if args.method == "lora":
@@ -219,6 +273,8 @@ def train(args: argparse.Namespace) -> dict:
                "train_seconds": round(train_seconds), "epochs_run": round(trainer.state.epoch, 2),
                "validation": score(Generator(str(out), cache_dir), validation[:args.score_records])}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    models.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,
+                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")})
     shutil.rmtree(checkpoints, ignore_errors=True)
     return metrics
 

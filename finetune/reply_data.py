@@ -3,7 +3,8 @@
     python -m finetune.reply_data --out data/replies [--train data/banking77/train.csv] [--kb default]
 
 Each record is ``{"text", "intent", "channel", "passage", "reply"}``: a customer message, its
-intent, the approved passage retrieved for it and the reply body the grounded composer writes.
+intent, the approved passage retrieved for it (with the entry's sentences for the customer's
+details, filled in) and the reply body the grounded composer writes.
 Until a team has replies written or corrected by people (the learning loop collects them), this
 teaches a generator the one thing it must do well: carry the passage's facts and the customer's
 own details into a reply. Two augmentations make it learn to copy rather than memorise:
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agent.compose import body
+from agent.compose import body, grounding
 from agent.entities import extract
 from agent.knowledge import KnowledgeBase
 from agent.sentiment import sentiment
@@ -75,8 +76,10 @@ def build(examples, kb: KnowledgeBase, per_intent: int, perturb: float, details:
                 entry = replace(entry, answer=_perturb_numbers(entry.answer, rng))
             channel = rng.choice(("email", "call"))
             upset = sentiment(text).label == "negative"
-            records.append({"text": text, "intent": intent, "channel": channel, "passage": entry.answer,
-                            "reply": body(entry, extract(text), channel, apologise=upset)})
+            entities = extract(text)
+            records.append({"text": text, "intent": intent, "channel": channel,
+                            "passage": grounding(entry, entities),
+                            "reply": body(entry, entities, channel, apologise=upset)})
     rng.shuffle(records)
     return records
 

@@ -1,16 +1,23 @@
 """Shared, session-scoped fixtures: models load once; recordings are spoken by the packaged voice."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # every test runs on packaged weights; a hub call would be a bug
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Models promoted on this machine (support-agent models promote) must not change what the tests measure.
+os.environ["SUPPORT_AGENT_MODELS_DIR"] = tempfile.mkdtemp(prefix="support-agent-test-models-")
 
 from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings  # noqa: E402
@@ -28,7 +35,13 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def settings(cache_dir) -> Settings:
-    return Settings(cache_dir=str(cache_dir))
+    return Settings(cache_dir=str(cache_dir), models_dir=str(cache_dir / "models"))  # not this user's promotions
+
+
+@pytest.fixture(scope="session")
+def cli_env(cache_dir) -> dict:
+    """Environment for CLI subprocesses: the session's model cache."""
+    return {"SUPPORT_AGENT_CACHE_DIR": str(cache_dir)}
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +54,14 @@ def piper(settings):
     from channels.tts import PiperEngine
 
     return PiperEngine(settings, deterministic=True)
+
+
+@pytest.fixture(scope="session")
+def recogniser(settings):
+    """The default recogniser: faster-whisper on the packaged Whisper base."""
+    from channels.asr import load_engine
+
+    return load_engine(settings)
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +103,45 @@ def one_line_error(proc) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_demo(cache_dir, feedback_file, *args: str, start_s: float = 180):
+    """``python demo.py`` on a free port, as a user starts it; yields its URL once the first page is served."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_CACHE_DIR": str(cache_dir),
+           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback_file)}
+    proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + start_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail("demo exited early:\n" + proc.stdout.read().decode())
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"demo did not serve within {start_s} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def demo(cache_dir, tmp_path_factory):
+    """One demo server for the API and browser tests (starting one takes tens of seconds)."""
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+    with serve_demo(cache_dir, feedback) as url:
+        yield url, feedback

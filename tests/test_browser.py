@@ -11,7 +11,6 @@ import zipfile
 import pytest
 
 from conftest import REPO
-from test_demo import serve_demo
 from test_email import ANNA
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -41,13 +40,6 @@ def browser(launch):
     browser = launch()
     yield browser
     browser.close()
-
-
-@pytest.fixture(scope="module")
-def demo(cache_dir, tmp_path_factory):
-    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    with serve_demo(cache_dir, feedback) as url:
-        yield url, feedback
 
 
 @pytest.fixture

@@ -11,11 +11,6 @@ from conftest import CARD_REQUEST, one_line_error, run_cli, wer
 from test_email import ANNA
 
 
-@pytest.fixture(scope="module")
-def cli_env(cache_dir):
-    return {"SUPPORT_AGENT_CACHE_DIR": str(cache_dir)}
-
-
 @pytest.mark.parametrize("suffix", [".flac", ".mp3"])
 def test_call_answers_a_spoken_request(tmp_path, spoken_request, cli_env, cache_dir, suffix):
     recording = audio.encode(tmp_path / f"request{suffix}", audio.decode(spoken_request), audio.SAMPLE_RATE)

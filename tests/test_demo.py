@@ -1,64 +1,15 @@
 """The demo serves Gradio on 127.0.0.1 and answers through its API: calls, emails, mailboxes and corrections;
 bad input is a one-line error and the demo goes on serving."""
-import contextlib
 import email
 import json
 import mailbox
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 
 import numpy as np
 import pytest
 
 from channels import audio
-from conftest import REPO
 from test_email import ANNA
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve_demo(cache_dir, feedback_file, *args: str, start_s: float = 180):
-    """``python demo.py`` on a free port, as a user starts it; yields its URL once the first page is served."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_CACHE_DIR": str(cache_dir),
-           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback_file)}
-    proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + start_s
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("demo exited early:\n" + proc.stdout.read().decode())
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail(f"demo did not serve within {start_s} s")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def demo(cache_dir, tmp_path_factory):
-    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    with serve_demo(cache_dir, feedback) as url:
-        yield url, feedback
 
 
 @pytest.fixture

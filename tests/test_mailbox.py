@@ -8,7 +8,6 @@ import mailbox
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 from email.message import EmailMessage
@@ -20,7 +19,7 @@ from agent.pipeline import Agent
 from agent.types import AgentError
 from channels import audio, mailstore
 from channels import email as channel
-from conftest import CARD_REQUEST, CLI, REPO, one_line_error, run_cli
+from conftest import CARD_REQUEST, CLI, REPO, free_port, one_line_error, run_cli
 from test_email import ANNA
 
 OWN = "Kestrel Bank Support <support@kestrel.example>"
@@ -136,11 +135,6 @@ def drafts_in(outbox: Path) -> dict[str, EmailMessage]:
         assert key not in found, f"two drafts answer {key}"
         found[key] = msg
     return found
-
-
-@pytest.fixture(scope="module")
-def cli_env(cache_dir):
-    return {"SUPPORT_AGENT_CACHE_DIR": str(cache_dir)}
 
 
 def test_a_mixed_mailbox_twice_gives_each_message_one_action_and_one_draft(tmp_path, cli_env):
@@ -333,12 +327,6 @@ def test_voicemail_attachment_is_transcribed_and_joins_the_text(agent, piper, se
     result, msg = channel.process(broken, agent, voicemail)
     assert result.action == "escalated" and "could not be transcribed" in result.reason
     assert msg["Auto-Submitted"] is None and "passed your message" in msg.get_content()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_replies_are_sent_through_smtp_with_auto_submitted(tmp_path, cli_env):

@@ -7,7 +7,7 @@ from agent.types import AgentError
 def test_defaults_pick_packaged_models():
     s = Settings()
     assert (s.asr_engine, s.asr_model, s.encoder_model, s.tts_voice) == \
-        ("faster-whisper", "base", "all-MiniLM-L6-v2", "en_US-joe-medium")
+        ("auto", "base", "all-MiniLM-L6-v2", "en_US-joe-medium")
 
 
 def test_file_then_environment_then_overrides(tmp_path):
