@@ -5,6 +5,8 @@ number in its output comes from the knowledge base or from the customer's messag
 """
 from __future__ import annotations
 
+import re
+
 from .knowledge import Entry
 from .types import Entity
 
@@ -42,6 +44,32 @@ def frame(middle: str, channel: str, business: dict[str, str], customer_name: st
     phone = business.get("phone")
     closing = f" If anything is still unclear, just reply to this email or call us on {phone}." if phone else ""
     return f"{greeting}\n\n{middle}{closing}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
+
+
+_SIGN_OFF = re.compile(r"^(?:kind regards|best regards|regards|best wishes|best|many thanks|thanks|thank you|"
+                       r"sincerely|yours sincerely|cheers)\b[ ,.!]*$", re.I)
+_CALL_OPENING = re.compile(r"^(?:hi|hello|good (?:morning|afternoon|evening))\b[^.?!]{0,60}?,? thank you for calling\.\s*", re.I)
+_CALL_CLOSING = "Is there anything else I can help you with today?"
+
+
+def unframe(reply: str, channel: str) -> str:
+    """The middle of a reply written by a person or by ``frame``: its greeting and closing taken off.
+
+    Lenient, for replies people corrected: a short first paragraph ending in a comma is a greeting,
+    and everything from a sign-off line ("Kind regards", "Thanks,") on is the closing.
+    """
+    if channel == "call":
+        middle = _CALL_OPENING.sub("", reply.strip())
+        return middle.removesuffix(_CALL_CLOSING).strip()
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", reply.strip()) if p.strip()]
+    if paragraphs and paragraphs[0].endswith(",") and len(paragraphs[0].split()) <= 6:
+        paragraphs = paragraphs[1:]
+    for i, paragraph in enumerate(paragraphs):
+        if _SIGN_OFF.match(paragraph.splitlines()[0].strip()):
+            paragraphs = paragraphs[:i]
+            break
+    middle = " ".join(" ".join(p.split()) for p in paragraphs)
+    return re.sub(r"\s*If anything is still unclear, just reply to this email or call us on [^.]*\.$", "", middle)
 
 
 def grounding(entry: Entry, entities: list[Entity]) -> str:

@@ -21,17 +21,19 @@ import argparse
 import json
 import random
 import re
+import sys
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from agent.compose import body, grounding
+from agent.compose import body, grounding, unframe
 from agent.entities import extract
 from agent.knowledge import KnowledgeBase
 from agent.sentiment import sentiment
-from finetune.data import read_examples
+from agent.types import AgentError
+from finetune.data import read_examples, rows
 
 REPO = Path(__file__).resolve().parent.parent
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -84,6 +86,41 @@ def build(examples, kb: KnowledgeBase, per_intent: int, perturb: float, details:
     return records
 
 
+def from_records(paths: list[str], kb: KnowledgeBase) -> tuple[list[dict], dict[str, int]]:
+    """Reply records from the learning loop's records (``agent.records``): replies people corrected.
+
+    A record counts when a person edited its reply and its intent (the corrected one, if corrected)
+    has an entry; the reply's greeting and closing are taken off (``unframe``), since the composer
+    frames what the generator writes. Returns the records and what was skipped, by reason.
+    """
+    from agent.records import Record
+
+    out, skipped = [], defaultdict(int)
+    for path in paths:
+        for _, row in rows(path):
+            try:
+                if isinstance(row, AgentError):
+                    raise row
+                record = Record.from_dict(row)
+            except AgentError:
+                skipped["not a record"] += 1
+                continue
+            intent = record.corrected_intent or record.intent
+            entries = kb.for_intent(intent)
+            middle = unframe(record.corrected_reply or "", record.channel)
+            if not record.corrected_reply:
+                skipped["no corrected reply"] += 1
+            elif not entries:
+                skipped[f"no knowledge-base entry for '{intent}'"] += 1
+            elif not middle:
+                skipped["corrected reply empty once greeting and closing are off"] += 1
+            else:
+                channel = "call" if record.channel == "call" else "email"
+                out.append({"text": record.text, "intent": intent, "channel": channel,
+                            "passage": grounding(entries[0], extract(record.text)), "reply": middle})
+    return out, dict(skipped)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m finetune.reply_data", description=__doc__.splitlines()[0])
     p.add_argument("--train", default=str(REPO / "data" / "banking77" / "train.csv"))
@@ -93,17 +130,28 @@ def main(argv=None) -> int:
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--perturb", type=float, default=0.5, help="share of records with passage numbers changed")
     p.add_argument("--details", type=float, default=0.4, help="share of messages given a detail to acknowledge")
+    p.add_argument("--records", nargs="+", default=[], metavar="FILE",
+                   help="learning-loop records (records_file, feedback_file): replies people corrected are added")
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
-    records = build(read_examples(args.train), KnowledgeBase.load(args.kb), args.per_intent, args.perturb,
-                    args.details, args.seed)
+    kb = KnowledgeBase.load(args.kb)
+    try:
+        records = build(read_examples(args.train), kb, args.per_intent, args.perturb, args.details, args.seed)
+        corrected, skipped = from_records(args.records, kb)
+    except AgentError as exc:
+        print(f"finetune.reply_data: error: {exc}", file=sys.stderr)
+        return 1
+    if corrected:  # people's replies go to training and validation alike, so validation measures them too
+        records = corrected + records
+        random.Random(args.seed).shuffle(records)
     n_val = max(1, int(len(records) * args.validation_fraction))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, part in (("validation.jsonl", records[:n_val]), ("train.jsonl", records[n_val:])):
         with open(out / name, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
-    print(json.dumps({"train": len(records) - n_val, "validation": n_val, "out": str(out)}))
+    print(json.dumps({"train": len(records) - n_val, "validation": n_val, "from_records": len(corrected),
+                      "skipped_records": skipped, "out": str(out)}))
     return 0
 
 

@@ -132,6 +132,59 @@ def test_generator_training_writes_a_loadable_model_with_metrics(tmp_path, setti
     assert isinstance(Generator(str(out), settings.cache_dir).draft("hello", "Hello.", "email"), str)
 
 
+def _tiny_random_base(kind: str, directory):
+    """A Hugging Face model too small to learn anything, with a real (GPT-2 BPE) tokenizer: for loading code."""
+    from transformers import (BartConfig, BartForConditionalGeneration, GPT2Config, GPT2LMHeadModel,
+                              PreTrainedTokenizerFast)
+
+    from agent import store
+
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(store.whisper_ct2("tiny.en", ".") + "/tokenizer.json"),
+        eos_token="<|endoftext|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    eos, vocab = tokenizer.eos_token_id, len(tokenizer)
+    if kind == "seq2seq":
+        model = BartForConditionalGeneration(BartConfig(
+            vocab_size=vocab, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=512,
+            pad_token_id=eos, bos_token_id=eos, eos_token_id=eos, decoder_start_token_id=eos))
+    else:
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=16, n_layer=1, n_head=2, n_positions=512,
+                                           bos_token_id=eos, eos_token_id=eos))
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("kind, method", [("seq2seq", "lora"), ("causal", "full")])
+def test_generator_trains_on_any_hugging_face_base(tmp_path, settings, kind, method):
+    base = _tiny_random_base(kind, tmp_path / "base")
+    out = tmp_path / "gen"
+    proc = subprocess.run(
+        [sys.executable, "-m", "finetune.generator", "--train", str(REPO / "data/replies/train.jsonl"),
+         "--out", str(out), "--base", str(base), "--method", method, "--max-train", "8", "--max-eval", "4",
+         "--epochs", "1", "--score-records", "1", "--max-new-tokens", "4"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+        env={**__import__("os").environ, "SUPPORT_AGENT_CACHE_DIR": settings.cache_dir, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = json.loads((out / "generator.json").read_text())
+    assert config["architecture"] == kind and config["adapter"] == (method == "lora")
+    assert (out / ("adapter" if method == "lora" else "model")).is_dir() and (out / "version.json").is_file()
+    from agent.generator import Generator
+
+    assert isinstance(Generator(str(out), settings.cache_dir).draft("hello", "Hello.", "email"), str)
+
+
+def test_the_int8_output_layer_drafts_what_float32_drafts(settings):
+    from agent.generator import Generator
+
+    records = [json.loads(line) for line in (REPO / "data/replies/validation.jsonl").open()][:4]
+    fast, exact = Generator(cache_dir=settings.cache_dir), Generator(cache_dir=settings.cache_dir, quantize_output=False)
+    assert type(fast.model.lm_head) is not type(exact.model.lm_head)
+    for r in records:
+        assert fast.draft(r["text"], r["passage"], r["channel"]) == exact.draft(r["text"], r["passage"], r["channel"])
+
+
 def test_generator_training_rejects_bad_records(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hi", "passage": "Hello."}\n')
@@ -160,3 +213,32 @@ def test_reply_cli_answers_a_whole_email_on_stdin():
     assert out["channel"] == "email" and out["reply"].startswith("Hi Anna,") and "£42.10" in out["reply"]
     assert out["intent"] == "transaction_charged_twice" and out["source"] == "composer"
     assert 0 < out["confidence"] <= 1 and out["passages"][0] in out["reply"]
+
+
+# Replies people corrected, for the generator --------------------------------------------------------------
+
+def test_corrected_replies_become_generator_records(tmp_path, capsys):
+    from agent.compose import frame, unframe
+    from agent.records import Record, append
+    from finetune import reply_data
+
+    business = {"phone": "0800 555 0199", "team": "Kestrel Bank Support"}
+    for channel in ("email", "call"):
+        assert unframe(frame("We refunded it. Sorry!", channel, business, "Anna"), channel) == "We refunded it. Sorry!"
+    feedback = tmp_path / "feedback.jsonl"
+    append(feedback, Record("email", "I was charged twice for £12 at the cafe", "transaction_charged_twice",
+                            0.9, "draft", corrected_reply="Hi Anna,\n\nWe refunded the second £12 today.\n\n"
+                                                          "Thanks,\nAnna Smith"))
+    append(feedback, Record("call", "my card is late", "card_arrival", 0.9, "draft"))  # confirmed, not corrected
+    append(feedback, Record("email", "hello", "no_such_intent", 0.9, "draft", corrected_reply="Hi,\n\nDone."))
+    with feedback.open("a") as f:
+        f.write("not json\n")
+    assert reply_data.main(["--out", str(tmp_path / "out"), "--per-intent", "2", "--records", str(feedback)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["from_records"] == 1 and summary["skipped_records"] == {
+        "no corrected reply": 1, "no knowledge-base entry for 'no_such_intent'": 1, "not a record": 1}
+    written = [json.loads(line) for name in ("train.jsonl", "validation.jsonl")
+               for line in (tmp_path / "out" / name).open()]
+    mine = [r for r in written if r["reply"] == "We refunded the second £12 today."]
+    assert len(mine) == 1 and mine[0]["passage"].startswith("I can see the £12 payment")
+    assert "Anna" not in json.dumps(mine)  # the greeting is off; the sign-off name was masked on writing
