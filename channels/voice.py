@@ -57,7 +57,8 @@ class VoiceChannel:
         return self
 
     def speak(self, text: str, out: str | Path) -> Path:
-        return audio.write_wav(out, self.speaker.synthesize(text), self.speaker.sample_rate)
+        """The reply as a loudness-normalised WAV at the voice's rate (``tts.export``)."""
+        return tts.export(out, self.speaker.synthesize(text), self.speaker.sample_rate)[0]
 
     def customer_words(self, transcript: asr.Transcript) -> str:
         """Everything said on a mono call; on a two-party stereo call only the customer's segments."""
