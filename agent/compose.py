@@ -36,20 +36,23 @@ def body(entry: Entry | None, entities: list[Entity], channel: str, apologise: b
     return " ".join(p for p in parts if p)
 
 
+_CALL_CLOSING = "Is there anything else I can help you with today?"
+_EMAIL_CLOSING = "If anything is still unclear, just reply to this email or call us on"
+
+
 def frame(middle: str, channel: str, business: dict[str, str], customer_name: str | None = None) -> str:
     """Greeting (with the customer's name where known) and closing around ``middle``, per channel."""
     greeting = f"Hi {customer_name}," if customer_name else "Hello,"
     if channel == "call":  # spoken: one flowing paragraph
-        return f"{greeting} thank you for calling. {middle} Is there anything else I can help you with today?"
+        return f"{greeting} thank you for calling. {middle} {_CALL_CLOSING}"
     phone = business.get("phone")
-    closing = f" If anything is still unclear, just reply to this email or call us on {phone}." if phone else ""
+    closing = f" {_EMAIL_CLOSING} {phone}." if phone else ""
     return f"{greeting}\n\n{middle}{closing}\n\nKind regards,\n{business.get('team', 'Customer Support')}"
 
 
 _SIGN_OFF = re.compile(r"^(?:kind regards|best regards|regards|best wishes|best|many thanks|thanks|thank you|"
                        r"sincerely|yours sincerely|cheers)\b[ ,.!]*$", re.I)
 _CALL_OPENING = re.compile(r"^(?:hi|hello|good (?:morning|afternoon|evening))\b[^.?!]{0,60}?,? thank you for calling\.\s*", re.I)
-_CALL_CLOSING = "Is there anything else I can help you with today?"
 
 
 def unframe(reply: str, channel: str) -> str:
@@ -69,7 +72,7 @@ def unframe(reply: str, channel: str) -> str:
             paragraphs = paragraphs[:i]
             break
     middle = " ".join(" ".join(p.split()) for p in paragraphs)
-    return re.sub(r"\s*If anything is still unclear, just reply to this email or call us on [^.]*\.$", "", middle)
+    return re.sub(rf"\s*{re.escape(_EMAIL_CLOSING)} [^.]*\.$", "", middle)
 
 
 def grounding(entry: Entry, entities: list[Entity]) -> str:

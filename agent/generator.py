@@ -165,6 +165,12 @@ def load_base(base: str, cache_dir: str | os.PathLike, cross_attention=None):
     return model, tokenizer, Layout("causal", [], tokenizer.encode("\nReply:", add_special_tokens=False), eos)
 
 
+def context_limit(model) -> int:
+    """How many positions ``model`` has (0: no fixed limit)."""
+    config = model.config
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 0) or 0
+
+
 class Generator:
     """A trained generator loaded for drafting: ``draft(text, passage, channel)`` returns the reply body."""
 
@@ -192,15 +198,15 @@ class Generator:
         self.model.eval()
         if quantize_output:
             self.model = _int8_output_layer(self.model)
+        self.context = context_limit(self.model)
         self._torch = torch
 
     def draft(self, text: str, passage: str, channel: str) -> str:
         torch = self._torch
         ids = self.layout.encode_prompt(self.tokenizer, prompt(text, passage, channel))
-        limit = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings", 0)
-        if limit and len(ids) + self.config.max_new_tokens > limit:
+        if self.context and len(ids) + self.config.max_new_tokens > self.context:
             raise AgentError(f"message too long for the generator ({len(ids)} prompt tokens, limit "
-                             f"{limit - self.config.max_new_tokens})")
+                             f"{self.context - self.config.max_new_tokens})")
         with torch.inference_mode():
             out = self.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                       max_new_tokens=self.config.max_new_tokens, do_sample=False, num_beams=1,

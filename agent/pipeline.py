@@ -88,9 +88,8 @@ class Agent:
     def respond(self, message: Message, u: Understanding, prediction: Prediction | None) -> Reply:
         """Retrieval, drafting and guards for an understood message."""
         entry, reason, ranked = None, u.reason, []
-        if prediction is not None:
+        if not u.escalate:  # an escalation gets a holding reply: nothing to retrieve
             ranked = self.retriever.search(prediction.embedding, prediction.probabilities)
-        if not u.escalate:
             candidates = {s.intent for s in u.top if s.probability >= CANDIDATE_FLOOR}
             entry = (next((e for e, _ in ranked if e.intent == u.intent), None)
                      or next((e for e, _ in ranked if e.intent in candidates), None))

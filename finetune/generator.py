@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.generator import (CROSS_ATTENTION_FILE, DEFAULT_DIR, WHISPER_PREFIX, Generator, GeneratorConfig, load_base,
-                             prompt)
+from agent.generator import (CROSS_ATTENTION_FILE, DEFAULT_DIR, WHISPER_PREFIX, Generator, GeneratorConfig,
+                             context_limit, load_base, prompt)
 from agent import models
 from agent.guards import unsupported_numbers
 from agent.settings import Settings
 from agent.types import AgentError
+from finetune.data import rows
 
 DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
 REPO = Path(__file__).resolve().parent.parent
@@ -69,21 +70,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def read_records(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise AgentError(f"reply records not found: {path}")
+    """Reply records (JSONL, or CSV) with ``text``, ``passage`` and ``reply``; the first bad row is an error."""
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise AgentError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not all(isinstance(row.get(k), str) and row[k].strip() for k in ("text", "passage", "reply")):
-                raise AgentError(f"{path}:{number}: each record needs 'text', 'passage' and 'reply'")
-            records.append(row)
+    for number, row in rows(path):
+        if isinstance(row, AgentError):
+            raise row
+        if not all(isinstance(row.get(k), str) and row[k].strip() for k in ("text", "passage", "reply")):
+            raise AgentError(f"{path}:{number}: each record needs 'text', 'passage' and 'reply'")
+        records.append(row)
     if not records:
         raise AgentError(f"{path} holds no records")
     return records
@@ -217,7 +211,7 @@ def train(args: argparse.Namespace) -> dict:
         cross_attention = whisper_cross_attention(args.base[len(WHISPER_PREFIX):], cache_dir, spoken)
         np.save(out / CROSS_ATTENTION_FILE, cross_attention)
     model, tokenizer, layout = load_base(args.base, cache_dir, cross_attention)
-    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", 0)
+    limit = context_limit(model)
     train_set = [e for r in records if (e := encode(r, tokenizer, layout, limit))]
     eval_set = [e for r in validation if (e := encode(r, tokenizer, layout, limit))]
     dropped = len(records) + len(validation) - len(train_set) - len(eval_set)
