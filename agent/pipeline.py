@@ -34,7 +34,7 @@ class Agent:
 
     @cached_property
     def classifier(self) -> IntentClassifier:
-        return IntentClassifier(self.settings.intent_model, models_dir=self.settings.models_dir)
+        return IntentClassifier(self.settings.intent_model, models_dir=self.settings.models_dir, settings=self.settings)
 
     @cached_property
     def knowledge(self) -> KnowledgeBase:

@@ -31,6 +31,8 @@ class Settings:
     # Understanding
     encoder_model: str = "all-MiniLM-L6-v2"  # packaged; any HF encoder id or path
     intent_model: str = "default"  # "default" is the artefact shipped in agent/data/intent
+    encoder_runtime: str = "onnx"  # onnx (exported once into cache_dir) or torch
+    encoder_workers: int = 0  # batches embedded at once by the onnx runtime, one core each (0: one per core)
     # Drafting
     knowledge_base: str = "default"  # "default" is agent/data/knowledge/bank.yaml
     drafter: str = "composer"  # composer (grounded template) or generator (fine-tuned, guarded)
@@ -47,8 +49,8 @@ class Settings:
     models_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
                           / "support-agent" / "models")  # trained versions and the promoted one
     # Housekeeping
-    # torch CPU threads for the agent's models (0: torch's default, one per core). One message is a
-    # batch of one short text, where extra threads only add synchronisation: on this 2-core machine
+    # torch CPU threads for the agent's torch models (0: torch's default, one per core). One message is
+    # a batch of one short text, where extra threads only add synchronisation: on this 2-core machine
     # under load, one thread classified a message in 162 ms and two in 817 ms (median).
     torch_threads: int = 1
     cache_dir: str = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "support-agent")

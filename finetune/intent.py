@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from agent import models
-from agent.encoder import SentenceEncoder
+from agent.encoder import SentenceEncoder, mean_pool
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.settings import Settings
 from agent.types import AgentError
@@ -192,7 +192,8 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         warmup_steps=int(0.06 * steps_per_epoch * args.epochs), eval_strategy="epoch", save_strategy="epoch",
         save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="accuracy",
         greater_is_better=True, logging_steps=50, report_to=[], seed=args.seed, data_seed=args.seed,
-        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
     trainer = Trainer(
         model=model, args=training, train_dataset=tokenized(texts, labels),
         eval_dataset=tokenized(val_texts, val_labels), data_collator=DataCollatorWithPadding(tokenizer),
@@ -213,7 +214,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
 
 
 class PooledClassifier(torch.nn.Module):
-    """Encoder, mean pooling (as in SentenceEncoder), dropout, linear head."""
+    """Encoder, mean pooling (as the encoder was trained), dropout, linear head."""
 
     def __init__(self, encoder, weight: np.ndarray, bias: np.ndarray):
         super().__init__()
@@ -227,7 +228,7 @@ class PooledClassifier(torch.nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
                               token_type_ids=token_type_ids).last_hidden_state
-        logits = self.head(self.dropout(SentenceEncoder.pool(hidden, attention_mask)))
+        logits = self.head(self.dropout(mean_pool(hidden, attention_mask)))
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = torch.nn.functional.cross_entropy(logits, labels)

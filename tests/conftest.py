@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +19,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # every test runs on packaged weights; a hub
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 # Models promoted on this machine (support-agent models promote) must not change what the tests measure.
 os.environ["SUPPORT_AGENT_MODELS_DIR"] = tempfile.mkdtemp(prefix="support-agent-test-models-")
+# Derived files (joined Whisper base, encoder exports) go to one cache for the session, not this user's.
+os.environ["SUPPORT_AGENT_CACHE_DIR"] = tempfile.mkdtemp(prefix="support-agent-test-cache-")
 
 from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings  # noqa: E402
@@ -28,9 +31,16 @@ CLI = [sys.executable, "-m", "channels.cli"]
 CARD_REQUEST = "Hello, I ordered a new bank card two weeks ago, but it still has not arrived. Where is it?"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_session_dirs():
+    yield
+    for variable in ("SUPPORT_AGENT_MODELS_DIR", "SUPPORT_AGENT_CACHE_DIR"):
+        shutil.rmtree(os.environ[variable], ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+def cache_dir() -> Path:
+    return Path(os.environ["SUPPORT_AGENT_CACHE_DIR"])
 
 
 @pytest.fixture(scope="session")
