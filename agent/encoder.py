@@ -81,11 +81,13 @@ class _Batching:
     tokenizer = None
     dim = 0
     workers = 1
+    batch_size = 64
 
     def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        batch_size = batch_size or self.batch_size
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -138,7 +140,11 @@ class SentenceEncoder(_Batching):
 class OnnxSentenceEncoder(_Batching):
     """The same embeddings from ONNX Runtime. Every run is single-threaded: one message is too small
     to split across cores (threads only add synchronisation, and under load they wait on each other),
-    so cores are used by embedding ``workers`` batches at once instead."""
+    so cores are used by embedding ``workers`` batches at once instead. Measured idle on 2 cores: one
+    message 7.5 ms (9.2 without ORT's fusions; 5.7 on two threads, which are slower under load); a
+    batch 372 msg/s with batches of 16 on 2 workers, 338 with 32, 263 with 64."""
+
+    batch_size = 16
 
     def __init__(self, name: str = "all-MiniLM-L6-v2", adapter: str | None = None,
                  cache_dir: str | os.PathLike = "", workers: int = 0):

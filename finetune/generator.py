@@ -14,6 +14,7 @@ validation records and scored (ROUGE-L, chrF, numbers not in the message or pass
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -249,7 +250,8 @@ def train(args: argparse.Namespace) -> dict:
                            callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
     started = time.time()
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
+        trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.time() - started
     eval_loss = trainer.evaluate()["eval_loss"]
 

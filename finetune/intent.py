@@ -25,6 +25,7 @@ trains on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -200,7 +201,8 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
     encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
     encoder.save_pretrained(str(out / "adapter"))
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
