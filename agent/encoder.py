@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,10 +248,14 @@ def _export(encoder: SentenceEncoder, path: Path) -> None:
         # then differs from torch by ~0.07 on other batches); eager attention traces as plain ops.
         encoder.model.set_attn_implementation("eager")
         # The TorchScript exporter: it handles BERT-family encoders with dynamic shapes and needs only
-        # the onnx package (the newer dynamo exporter also needs onnxscript).
-        torch.onnx.export(_Pooled(encoder.model), tuple(torch.from_numpy(v) for v in inputs.values()), str(plain),
-                          input_names=list(inputs), output_names=["embedding"], dynamic_axes=axes,
-                          opset_version=17, dynamo=False)
+        # the onnx package (the newer dynamo exporter also needs onnxscript). Its tracer warnings are
+        # about branches the check below covers, so they stay out of the user's terminal.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Pooled(encoder.model), tuple(torch.from_numpy(v) for v in inputs.values()),
+                              str(plain),
+                              input_names=list(inputs), output_names=["embedding"], dynamic_axes=axes,
+                              opset_version=17, dynamo=False)
         optimized = optimize_model(str(plain), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
         optimized.save_model_to_file(str(path))
