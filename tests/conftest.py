@@ -38,6 +38,19 @@ def _remove_session_dirs():
         shutil.rmtree(os.environ[variable], ignore_errors=True)
 
 
+@pytest.fixture
+def tiny_bert(tmp_path) -> str:
+    """A tiny random BERT encoder (transformers format) built here: for the loading paths of other encoders."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "card", "my"]))
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path / "tiny")
+    BertModel(BertConfig(vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path / "tiny")
+    return str(tmp_path / "tiny")
+
+
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
     return Path(os.environ["SUPPORT_AGENT_CACHE_DIR"])

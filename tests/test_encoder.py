@@ -38,18 +38,6 @@ def test_batching_and_workers_do_not_change_results(shipped):
     assert onnx_encoder.encode([]).shape == (0, 384)
 
 
-@pytest.fixture
-def tiny_bert(tmp_path):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "card", "my"]))
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path / "tiny")
-    BertModel(BertConfig(vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(tmp_path / "tiny")
-    return str(tmp_path / "tiny")
-
-
 def test_export_is_made_once_and_reused(tiny_bert, tmp_path, monkeypatch):
     first = enc.load_sentence_encoder(tiny_bert, cache_dir=tmp_path / "cache", workers=2)
     exports = list((tmp_path / "cache" / "encoders").glob("*.onnx"))

@@ -59,16 +59,9 @@ def test_missing_weight_package_names_what_to_install(monkeypatch):
         store.piper_voice("en_US-joe-medium")
 
 
-def test_encoder_loads_any_local_transformers_model(tmp_path):
+def test_encoder_loads_any_local_transformers_model(tiny_bert):
     """The loading path for other encoders, on a tiny random BERT built here."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "card", "my"]))
-    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path / "tiny")
-    BertModel(BertConfig(vocab_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32)).save_pretrained(tmp_path / "tiny")
-    enc = SentenceEncoder(str(tmp_path / "tiny"))
+    enc = SentenceEncoder(tiny_bert)
     vectors = enc.encode(["hello my card", "card"])
     assert vectors.shape == (2, 16)
     assert abs(float((vectors ** 2).sum(axis=1)[0]) - 1.0) < 1e-5
