@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import re
 import smtplib
 import sqlite3
 import time
@@ -127,16 +128,24 @@ def _mbox_items(f: BinaryIO) -> Iterator[Item]:
 
 
 def read_maildir(path: str | Path) -> Iterator[Item]:
-    """Messages in a Maildir's new/ and cur/, in file-name order (names begin with the delivery time)."""
+    """Messages in a Maildir's new/ and cur/, in delivery order (see ``delivery_order``)."""
     root = Path(path)
     if not (root / "cur").is_dir() and not (root / "new").is_dir():
         raise AgentError(f"{root}: not a Maildir (no cur/ or new/ folder)")
     try:
-        names = sorted((name, sub) for sub in ("new", "cur") if (root / sub).is_dir()
-                       for name in (p.name for p in (root / sub).iterdir()) if not name.startswith("."))
+        names = sorted(((name, sub) for sub in ("new", "cur") if (root / sub).is_dir()
+                        for name in (p.name for p in (root / sub).iterdir()) if not name.startswith(".")),
+                       key=lambda entry: (delivery_order(entry[0]), entry[1]))
     except OSError as exc:
         raise AgentError(f"{root}: cannot list the Maildir ({exc.strerror})") from None
     return _maildir_items(root, names)
+
+
+def delivery_order(name: str) -> list:
+    """Sort key of a Maildir file name: its runs of digits compared as numbers. Names begin with the
+    delivery time, ``SECONDS.M<microseconds>P<pid>...``, and the microseconds are not zero-padded, so
+    plain string order puts ``M99999`` after ``M123456`` of the same second."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", name))]
 
 
 def _maildir_items(root: Path, names: list[tuple[str, str]]) -> Iterator[Item]:

@@ -231,18 +231,23 @@ def test_a_crash_between_draft_and_record_does_not_draft_twice(agent, tmp_path):
 
 def test_maildir_source_is_read_in_order_and_left_unchanged(agent, tmp_path):
     source = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
-    for raw in (ANNA, NO_ID, BOUNCE):
-        source.add(raw)
+    delivered = [source.add(raw) for raw in (ANNA, NO_ID, BOUNCE)]
     before = sorted(p.name for p in (tmp_path / "inbox" / "new").iterdir())
     with mailstore.StateStore(tmp_path / "state.sqlite") as state:
         runner = mailstore.Runner(agent, tmp_path / "outbox", state)
         results = list(runner.run(mailstore.read_maildir(tmp_path / "inbox")))
     assert [r.action in ANSWERED for r in results] == [True, True, False] and results[2].action == "skipped"
-    assert [r.extra["source"] for r in results] == [f"new/{name}" for name in before]
+    assert [r.extra["source"] for r in results] == [f"new/{name}" for name in delivered]
     assert sorted(p.name for p in (tmp_path / "inbox" / "new").iterdir()) == before
     assert runner.summary().startswith("3 messages in")
     with pytest.raises(AgentError, match="not a Maildir"):
         mailstore.read_maildir(tmp_path)
+
+
+def test_maildir_names_sort_by_delivery_time_not_as_strings():
+    # Python's mailbox (and other MDAs) write the microseconds unpadded: string order gets these wrong.
+    names = ["1700000000.M123456P9Q2.host", "1700000001.M5P9Q3.host:2,S", "1700000000.M99999P9Q1.host"]
+    assert sorted(names, key=mailstore.delivery_order) == [names[2], names[0], names[1]]
 
 
 def test_mbox_reader_streams_and_caps_each_message(tmp_path, monkeypatch):
