@@ -18,7 +18,12 @@ CURRENCY_WORDS = {
 }
 SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
 
-_NUMBER = r"\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+(?:\.\d{1,2})?"
+# Amounts as people write them: 1,234.56 and 1 234.56, the continental 1.234,56, 1 234,56 and 45,99,
+# plain 40.
+# Order matters (the first alternative that fits wins): a comma followed by exactly one or two
+# digits is a decimal comma, by three a thousands separator.
+_NUMBER = (r"\d{1,3}(?:[.\s]\d{3})+,\d{1,2}(?!\d)|\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+,\d{1,2}(?!\d)"
+           r"|\d+(?:\.\d{1,2})?")
 _CURRENCY_WORD = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True))
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
@@ -29,20 +34,22 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")),
     ("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("card_last4", re.compile(
-        r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s+)?"
+        r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s*)?"
         r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b", re.I)),
     ("amount", re.compile(
         rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
         rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
-        rf"|\b(?P<n3>{_NUMBER})\s?(?P<word>{_CURRENCY_WORD})\b", re.I)),
+        rf"|\b(?P<n3>{_NUMBER})\s?(?P<word>{_CURRENCY_WORD})\b"
+        rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)", re.I)),  # 30€; not the 5 of "5 $10 notes"
     ("reference", re.compile(
         r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment)\s*"
         r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*"
         r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
         r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
-    ("phone", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
+    ("phone", re.compile(r"(?<![\w+])(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
+                         r"|(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
     ("date", re.compile(
-        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
+        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
         rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b|\b(?:yesterday|today|tomorrow)\b", re.I)),
@@ -68,9 +75,11 @@ def iban_valid(text: str) -> bool:
 
 
 def _amount_value(m: re.Match) -> str:
-    number = m.group("n1") or m.group("n2") or m.group("n3")
-    currency = (CURRENCY_SYMBOLS.get(m.group("sym") or "") or (m.group("code") or "").upper()
+    number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
+    currency = (CURRENCY_SYMBOLS.get(m.group("sym") or m.group("sym4") or "") or (m.group("code") or "").upper()
                 or CURRENCY_WORDS[(m.group("word") or "").lower()])
+    if re.search(r",\d{1,2}$", number):  # decimal comma: 45,99 or 1.234,56
+        number = re.sub(r"[.\s]", "", number).replace(",", ".")
     amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") else 1)
     shown = f"{amount:,.2f}" if amount % 1 else f"{amount:,.0f}"
     return f"{SYMBOL_FOR[currency]}{shown}" if currency in SYMBOL_FOR else f"{shown} {currency}"

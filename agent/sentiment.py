@@ -15,11 +15,17 @@ from functools import lru_cache
 NEGATIVE, POSITIVE = -0.05, 0.05  # VADER's published cut-offs for the compound score
 ANGRY = -0.6  # strongly negative on its own means an upset customer
 
+_STAFF = r"(?:person|human|someone|somebody|people|manager|supervisor|agent|representative|advis[eo]r|operator|staff)"
 HUMAN_REQUEST = re.compile(
-    r"\b(?:speak|talk|chat|get\s+through)\s+(?:to|with)\s+(?:a|an|some|your)?\s*(?:real\s+|actual\s+|live\s+)?"
-    r"(?:person|human|someone|somebody|people|manager|supervisor|agent|representative|advis[eo]r|operator|staff)\b"
-    r"|\b(?:real|actual|live)\s+(?:person|human)\b|\bhuman\s+being\b|\bcall\s+me\s+back\b"
-    r"|\b(?:put|transfer|connect)\s+me\s+(?:through\s+)?to\b", re.I)
+    rf"\b(?:speak|talk|chat|get\s+through)\s+(?:to|with)\s+(?:a|an|some|your|the)?\s*(?:real\s+|actual\s+|live\s+)?"
+    rf"{_STAFF}\b"
+    r"|\b(?:get|give|want|need|find)\s+(?:me\s+)?(?:a|an|the|your|some)\s+(?:real\s+|actual\s+|live\s+)?"
+    r"(?:manager|supervisor|human|person|representative|operator)\b"
+    r"|\b(?:real|actual|live)\s+(?:person|human)\b|\b(?:human|live|real)\s+(?:agent|operator|representative)\b"
+    r"|\bhuman\s+being\b|\bcall\s+me\s+back\b|\bescalate\b"
+    r"|\b(?:put|transfer|connect)\s+me\s+(?:through\s+)?to\b"
+    # What callers say to a phone menu: the one word, "agent" or "representative, please".
+    r"|^\W*(?:an?\s+)?(?:agent|representative|operator|human|person|manager)(?:\s*,?\s*please)?\W*$", re.I)
 LEGAL = re.compile(
     r"\b(?:lawyers?|solicitors?|attorneys?|legal\s+action|court|sue|suing|small\s+claims|ombudsman|"
     r"financial\s+conduct\s+authority|FCA|regulator|trading\s+standards|formal\s+complaint)\b", re.I)

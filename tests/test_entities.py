@@ -20,6 +20,14 @@ def kinds(text):
     ("write to jo.smith@example.co.uk", [("email", "jo.smith@example.co.uk")]),
     ("call +44 20 7946 0958 or 07700 900123", [("phone", "+44 20 7946 0958"), ("phone", "07700 900123")]),
     ("to GB82 WEST 1234 5698 7654 32 please", [("iban", "GB82WEST12345698765432")]),
+    # Decimal commas are decimals, not thousands: the value must not silently lose the cents.
+    ("paid € 45,99 then EUR 1.234,56 and 1 234,50 €", [("amount", "€45.99"), ("amount", "€1,234.56"),
+                                                      ("amount", "€1,234.50")]),
+    ("a 30€ fee and 2.50$ more, not the 5 of 5 $10 notes", [("amount", "€30"), ("amount", "$2.50"),
+                                                             ("amount", "$10")]),
+    ("call (415) 555-0134, 415-555-0199 or +1 212.555.0100", [("phone", "(415) 555-0134"),
+                                                               ("phone", "415-555-0199"), ("phone", "+1 212.555.0100")]),
+    ("the last four digits: 5678, since 2026/03/12", [("card_last4", "5678"), ("date", "2026/03/12")]),
 ])
 def test_entities(text, expected):
     assert kinds(text) == expected

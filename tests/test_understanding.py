@@ -13,6 +13,11 @@ from agent.types import Message
     ("Can I talk to a manager please", "asks for a person"),
     ("Please put me through to someone who can help", "asks for a person"),
     ("Is there an actual human there?", "asks for a person"),
+    ("get me a manager", "asks for a person"),
+    ("Can I speak to the supervisor?", "asks for a person"),
+    ("I need a human agent, not a bot", "asks for a person"),
+    ("Representative, please.", "asks for a person"),
+    ("Please escalate this to your complaints team", "asks for a person"),
     ("I will be contacting my lawyer about this transfer", "legal or regulatory threat"),
     ("I'm going to report you to the Financial Conduct Authority", "legal or regulatory threat"),
     ("This is ABSOLUTELY RIDICULOUS, third time I am asking!!! Useless bank.", "angry customer"),
@@ -25,6 +30,7 @@ def test_handover_cues(text, reason):
 @pytest.mark.parametrize("text", [
     "My card has not arrived yet", "I lost my card", "I was charged twice, please fix it",
     "Thanks so much, that was really helpful!", "How do I top up by bank transfer?",
+    "Can another person use my card?", "I need a new card for my agent in Spain",
 ])
 def test_ordinary_requests_are_not_handed_over(text):
     assert handover_reason(text, sentiment(text)) is None
