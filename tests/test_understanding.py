@@ -22,6 +22,11 @@ from agent.types import Message
     ("I'm going to report you to the Financial Conduct Authority", "legal or regulatory threat"),
     ("This is ABSOLUTELY RIDICULOUS, third time I am asking!!! Useless bank.", "angry customer"),
     ("I am furious, you took my money", "angry customer"),
+    ("This bank is a total joke", "angry customer"),  # VADER alone reads this as positive
+    ("I'm sick and tired of waiting for my refund.", "angry customer"),
+    ("This is the third time I'm writing and still nothing. Terrible service.", "angry customer"),
+    ("Why is this taking so long?? I'm really annoyed", "angry customer"),
+    ("You stole my money, give it back now", "angry customer"),
 ])
 def test_handover_cues(text, reason):
     assert handover_reason(text, sentiment(text)).startswith(reason)
@@ -31,6 +36,10 @@ def test_handover_cues(text, reason):
     "My card has not arrived yet", "I lost my card", "I was charged twice, please fix it",
     "Thanks so much, that was really helpful!", "How do I top up by bank transfer?",
     "Can another person use my card?", "I need a new card for my agent in Spain",
+    # Reports of a problem, not of a mood: VADER alone scores each -0.6 or below ("stolen", "wrong", "blocked").
+    "My card has been lost / stolen", "How do I report my card as lost or stolen?", "Someone stole my card!",
+    "Why was the exchange rate so wrong when I bought something!", "I logged in wrong and am blocked, how do I log in?",
+    "Tell me a joke", "Why does my card keep getting declined? I thought I had enough money in there",
 ])
 def test_ordinary_requests_are_not_handed_over(text):
     assert handover_reason(text, sentiment(text)) is None
