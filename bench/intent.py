@@ -101,12 +101,18 @@ def main() -> None:
         kept = float(np.mean([a and t == p for a, t, pr, p in zip(answered, va_y, preds, predicted)]))
         oos_escalated = float(np.mean([pr.out_of_scope or pr.top[0].probability < clf.threshold
                                        for pr in clf.classify(oos)]))
+        # As `support-agent classify` reports it: every reason to escalate (a person asked for, anger, ...).
+        understood = [agent.understand(t) for t in va_x]
+        kept_all = float(np.mean([not u.escalate and u.intent == t for u, t in zip(understood, va_y)]))
+        handed_over = float(np.mean([u.escalate and a for u, a in zip(understood, answered)]))
         med, p95 = latency(lambda t: clf.classify([t]), va_x, args.repeats)
         full_med, full_p95 = latency(agent.understand, va_x, args.repeats)
         tput = statistics.median(throughput(clf.classify, va_x) for _ in range(3))
         rows.append((f"agent classifier on {runtime} ({clf.head.metrics.get('method', '?')})"[:58], acc, f1, kept,
                      oos_escalated, med, p95, tput,
-                     f"full understanding (entities, sentiment): median {full_med:.1f} ms, p95 {full_p95:.1f} ms"))
+                     f"full understanding (entities, sentiment): median {full_med:.1f} ms, p95 {full_p95:.1f} ms; "
+                     f"with every escalation reason, kept {kept_all:.3f} ({handed_over:.1%} more handed over "
+                     f"for the customer's words: a person asked for, anger, legal)"))
 
     print(f"\n{'model':58} {'acc':>6} {'mF1':>6} {'kept':>6} {'oos':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
     for name, acc, f1, kept, oos_rate, med, p95, tput, note in rows:

@@ -10,9 +10,11 @@ head); for ``lora``, the Hugging Face Trainer fine-tunes LoRA adapters on every 
 encoder together with the head (mean pooling, as the encoder was pre-trained), with early stopping
 on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run);
 then a temperature fitted on validation (calibrated probabilities), out-of-scope statistics
-(class means and a tied covariance of training embeddings) and two escalation thresholds, each
-allowed to escalate at most half of ``--escalate-budget`` of the correctly answered validation
-messages. Writes the artefact plus metrics.json, report.txt, confusion.png and version.json (data
+(class means and a tied covariance of training embeddings) and two escalation thresholds. The
+budget (``--escalate-budget``) is the share of correctly answered validation messages that
+escalation may take, for every reason the agent has: what the customer's words hand to a person
+(a person asked for, anger, a legal threat; ``agent.sentiment``) is counted first, and the two
+thresholds share the rest equally. Writes the artefact plus metrics.json, report.txt, confusion.png and version.json (data
 hash, base model, settings, metrics, parent version: see agent/models.py).
 
 ``--init-from MODEL`` starts from a trained artefact's encoder and LoRA adapter instead of the bare
@@ -28,6 +30,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -40,6 +43,7 @@ import torch
 from agent import models
 from agent.encoder import SentenceEncoder, mean_pool
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
+from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
 from finetune.data import read_examples
@@ -78,8 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoints (LoRA steps, computed embeddings)")
     p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--escalate-budget", type=float, default=0.02,
-                   help="share of correctly answered validation messages escalation may take")
+    p.add_argument("--escalate-budget", type=float, default=0.015,
+                   help="share of correctly answered validation messages escalation (every reason) may take")
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
     if args.data:
@@ -97,12 +101,12 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(grid[int(np.argmin([nll(t) for t in grid]))])
 
 
-def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str]) -> dict:
+def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str], texts: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
     probs = head.probabilities(embeddings)
     predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    escalated = escalations(head, embeddings, probs)
+    escalated = escalations(head, embeddings, probs) | handed_over(texts)
     correct = np.array([p == t for p, t in zip(predicted, labels)])
     p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=head.labels, zero_division=0)
     return {
@@ -119,9 +123,31 @@ def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str]) -> dic
 
 
 def escalations(head: IntentHead, embeddings: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+    """What the classifier escalates: unsure, or out of scope."""
     probs = head.probabilities(embeddings) if probs is None else probs
     unsure = probs.max(axis=1) < head.threshold
     return unsure | (head.oos.distance(embeddings) > head.oos.threshold) if head.oos else unsure
+
+
+def handed_over(texts: list[str]) -> np.ndarray:
+    """What the customer's own words hand to a person, whatever the intent (the agent's other reasons)."""
+    return np.array([handover_reason(t, sentiment(t)) is not None for t in texts], dtype=bool)
+
+
+def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray, texts: list[str],
+                   budget: float) -> None:
+    """Set both escalation thresholds on validation data, so that with the hand-overs the customer's
+    words cause, escalation takes at most ``budget`` of the correctly answered messages: what the
+    hand-overs leave is split evenly between low confidence and out of scope."""
+    probs = head.probabilities(embeddings)
+    correct = probs.argmax(axis=1) == labels
+    if not correct.any():
+        raise AgentError("no validation message is classified correctly: cannot choose escalation thresholds")
+    half = max(budget - float(handed_over(texts)[correct].mean()), 0.0) / 2
+    # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
+    low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
+    far = float(np.quantile(head.oos.distance(embeddings)[correct], 1 - half, method="higher"))
+    head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 100) / 100
 
 
 def write_reports(out: Path, labels: list[str], truth: list[str], predicted: list[str]) -> None:
@@ -360,13 +386,9 @@ def train(args: argparse.Namespace) -> dict:
     head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
                       encoder=base, metrics={}, adapter=adapter,
                       oos=OutOfScope.fit(tr_e, tr_i, len(label_set)))
-    probs = head.probabilities(va_e)
-    correct = probs.argmax(axis=1) == va_i
-    half = args.escalate_budget / 2
-    head.threshold = round(float(np.quantile(probs.max(axis=1)[correct], half)), 4)
-    head.oos.threshold = round(float(np.quantile(head.oos.distance(va_e)[correct], 1 - half)), 2)
+    fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
 
-    validation = evaluate(head, va_e, va_y)
+    validation = evaluate(head, va_e, va_y, va_x)
     write_reports(out, label_set, va_y, validation.pop("_predicted"))
     methods = {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
                "head": "linear head on frozen encoder (logistic regression)"}
@@ -379,10 +401,12 @@ def train(args: argparse.Namespace) -> dict:
     if args.oos:
         queries = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
         metrics["out_of_scope"] = {"file": Path(args.oos).name, "queries": len(queries),
-                                   "escalated": round(float(escalations(head, encoder.encode(queries)).mean()), 4)}
+                                   "escalated": round(float((escalations(head, encoder.encode(queries))
+                                                             | handed_over(queries)).mean()), 4)}
     if args.eval:
         held = read_examples(args.eval)
-        result = evaluate(head, encoder.encode([e.text for e in held], progress=True), [e.intent for e in held])
+        held_texts = [e.text for e in held]
+        result = evaluate(head, encoder.encode(held_texts, progress=True), [e.intent for e in held], held_texts)
         result.pop("_predicted")
         metrics["eval"] = result
     metrics["train_seconds"] = round(time.time() - started, 1)

@@ -53,6 +53,27 @@ def test_shipped_artefact_is_small_and_records_honest_metrics():
     assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 5_000_000
 
 
+def test_escalation_budget_counts_the_customers_own_words_first():
+    """The thresholds get only what the hand-overs (a person asked for, anger) leave of the budget."""
+    from agent.intent import OutOfScope
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, size=400)
+    weight = rng.normal(size=(4, 8)).astype(np.float32)
+    embeddings = (weight[labels] + rng.normal(scale=0.6, size=(400, 8))).astype(np.float32)
+    head = IntentHead(["a", "b", "c", "d"], weight, np.zeros(4, np.float32), 1.0, 0.0, "enc", {},
+                      oos=OutOfScope.fit(embeddings, labels, 4))
+    texts = ["I want to speak to a real person" if i % 10 == 0 else "where is my card" for i in range(400)]
+    train_intent.fit_thresholds(head, embeddings, labels, texts, budget=0.2)
+    correct = head.probabilities(embeddings).argmax(axis=1) == labels
+    handed = train_intent.handed_over(texts)[correct].mean()
+    by_classifier = train_intent.escalations(head, embeddings)[correct].mean()
+    overall = (train_intent.escalations(head, embeddings) | train_intent.handed_over(texts))[correct].mean()
+    assert 0.08 <= handed <= 0.12 and 0.06 <= by_classifier <= 0.2 - handed + 1e-9 and overall <= 0.2 + 1e-9
+    assert train_intent.evaluate(head, embeddings, list(np.array(head.labels)[labels]), texts)[
+        "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
+
+
 def test_head_round_trip_keeps_predictions(tmp_path):
     rng = np.random.default_rng(0)
     weight = np.asfortranarray(rng.normal(size=(3, 8)).astype(np.float32))  # sklearn's coef_ layout
