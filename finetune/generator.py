@@ -31,6 +31,7 @@ from agent import models
 from agent.guards import unsupported_numbers
 from agent.settings import Settings
 from agent.types import AgentError
+from finetune import script
 from finetune.data import rows
 
 DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
@@ -297,13 +298,7 @@ def _norm_names(model) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        metrics = train(args)
-    except AgentError as exc:
-        print(f"finetune.generator: error: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(metrics))
-    return 0
+    return script.run("finetune.generator", lambda: train(args))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
+from finetune import script
 from finetune.data import read_examples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -438,18 +439,16 @@ def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def work() -> dict:
         torch.set_num_threads(os.cpu_count() or 1)
         metrics = train(args)
-    except AgentError as exc:
-        print(f"finetune.intent: error: {exc}", file=sys.stderr)
-        return 2
-    v = metrics["validation"]
-    print(json.dumps({"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
-                      "escalated_fraction": v["escalated_fraction"], "answered_accuracy": v["answered_accuracy"],
-                      "out_of_scope_escalated": metrics.get("out_of_scope", {}).get("escalated"),
-                      "seconds": metrics["train_seconds"], "version": models.read_version(args.out)["id"]}))
-    return 0
+        v = metrics["validation"]
+        return {"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
+                "escalated_fraction": v["escalated_fraction"], "answered_accuracy": v["answered_accuracy"],
+                "out_of_scope_escalated": metrics.get("out_of_scope", {}).get("escalated"),
+                "seconds": metrics["train_seconds"], "version": models.read_version(args.out)["id"]}
+    return script.run("finetune.intent", work)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 from agent.logs import redact
 from agent.records import Record
 from agent.types import AgentError
+from finetune import script
 from finetune.data import label_of, rows
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,16 +275,14 @@ def prepare(opts: Options) -> dict:
 
 def main(argv=None) -> int:
     opts = parse_args(argv)
-    try:
+
+    def work() -> dict:
         report = prepare(opts)
-    except AgentError as exc:
-        print(f"finetune.prepare: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": opts.out, "train": report["train"], "validation": report["validation"],
-                      "intents": report["intents"], "new_intents": sorted(report["new_intents"]),
-                      "unknown_intents": report["unknown_intents"], "dropped": report["dropped"]["by_reason"],
-                      "warnings": report["warnings"]}, ensure_ascii=False))
-    return 0
+        return {"out": opts.out, "train": report["train"], "validation": report["validation"],
+                "intents": report["intents"], "new_intents": sorted(report["new_intents"]),
+                "unknown_intents": report["unknown_intents"], "dropped": report["dropped"]["by_reason"],
+                "warnings": report["warnings"]}
+    return script.run("finetune.prepare", work)
 
 
 if __name__ == "__main__":

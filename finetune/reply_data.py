@@ -21,7 +21,6 @@ import argparse
 import json
 import random
 import re
-import sys
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from agent.entities import extract
 from agent.knowledge import KnowledgeBase
 from agent.sentiment import sentiment
 from agent.types import AgentError
+from finetune import script
 from finetune.data import read_examples, rows
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,13 +134,14 @@ def main(argv=None) -> int:
                    help="learning-loop records (records_file, feedback_file): replies people corrected are added")
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
+    return script.run("finetune.reply_data", lambda: write(args))
+
+
+def write(args: argparse.Namespace) -> dict:
+    """Build the records and write ``train.jsonl`` and ``validation.jsonl``; the summary."""
     kb = KnowledgeBase.load(args.kb)
-    try:
-        records = build(read_examples(args.train), kb, args.per_intent, args.perturb, args.details, args.seed)
-        corrected, skipped = from_records(args.records, kb)
-    except AgentError as exc:
-        print(f"finetune.reply_data: error: {exc}", file=sys.stderr)
-        return 1
+    records = build(read_examples(args.train), kb, args.per_intent, args.perturb, args.details, args.seed)
+    corrected, skipped = from_records(args.records, kb)
     if corrected:  # people's replies go to training and validation alike, so validation measures them too
         records = corrected + records
         random.Random(args.seed).shuffle(records)
@@ -150,9 +151,8 @@ def main(argv=None) -> int:
     for name, part in (("validation.jsonl", records[:n_val]), ("train.jsonl", records[n_val:])):
         with open(out / name, "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
-    print(json.dumps({"train": len(records) - n_val, "validation": n_val, "from_records": len(corrected),
-                      "skipped_records": skipped, "out": str(out)}))
-    return 0
+    return {"train": len(records) - n_val, "validation": n_val, "from_records": len(corrected),
+            "skipped_records": skipped, "out": str(out)}
 
 
 if __name__ == "__main__":

@@ -131,5 +131,5 @@ def test_training_script_writes_model_and_reports(tmp_path, small_train, method)
 def test_training_data_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,intent\nhello,\n")
-    assert train_intent.main(["--train", str(bad), "--out", str(tmp_path / "m")]) == 2
+    assert train_intent.main(["--train", str(bad), "--out", str(tmp_path / "m")]) == 1
     assert "bad.csv:2: each row needs 'text' and 'intent'" in capsys.readouterr().err

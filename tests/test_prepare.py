@@ -121,5 +121,5 @@ def test_split_keeps_tiny_intents_in_training():
 
 
 def test_errors_are_one_line(tmp_path, capsys):
-    assert prepare.main(["--new", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert prepare.main(["--new", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]) == 1
     assert capsys.readouterr().err.strip() == f"finetune.prepare: error: training data not found: {tmp_path / 'missing.jsonl'}"
