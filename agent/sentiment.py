@@ -34,7 +34,7 @@ LEGAL = re.compile(
 FURY = re.compile(
     r"\b(?:furious|fuming|livid|outraged|outrageous|disgusted|disgusting|disgrace(?:ful)?|appalling|unacceptable|"
     r"ridiculous|pathetic|incompetent|useless|garbage|rubbish|worst|scam(?:mers?)?|crooks|"
-    r"(?:terrible|awful|horrible|appalling|shocking|poor)\s+(?:service|bank|company|app|experience)|"
+    r"(?:terrible|awful|horrible|shocking|poor)\s+(?:service|bank|company|app|experience)|"
     r"(?:are|you)\s+(?:you\s+)?kidding(?:\s+me)?|or\s+i(?:'m|\s+am|\s+will|'ll)\s+(?:be\s+)?(?:leaving|leave|clos\w+)|"
     r"you\s+(?:stole|robbed|thieves|crooks|idiots|clowns)|fed\s+up|sick\s+(?:and\s+tired\s+)?of|had\s+enough\s+of|hate\s+(?:you|this|your)|"
     r"(?:so|very|really|extremely|i\s+am|i'm)\s+angry|what\s+the\s+(?:hell|heck|fuck)|wtf|f+u+c+k\w*|shit\w*|"

@@ -14,8 +14,9 @@ then a temperature fitted on validation (calibrated probabilities), out-of-scope
 budget (``--escalate-budget``) is the share of correctly answered validation messages that
 escalation may take, for every reason the agent has: what the customer's words hand to a person
 (a person asked for, anger, a legal threat; ``agent.sentiment``) is counted first, and the two
-thresholds share the rest equally. Writes the artefact plus metrics.json, report.txt, confusion.png and version.json (data
-hash, base model, settings, metrics, parent version: see agent/models.py).
+thresholds share the rest equally. Writes the artefact plus metrics.json, report.txt,
+confusion.png and version.json (data hash, base model, settings, metrics, parent version: see
+agent/models.py).
 
 ``--init-from MODEL`` starts from a trained artefact's encoder and LoRA adapter instead of the bare
 encoder: with ``--method head`` the adapter is kept as it is and only the head, calibration and
