@@ -18,12 +18,12 @@ CURRENCY_WORDS = {
 }
 SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
 
-# Amounts as people write them: 1,234.56 and 1 234.56, the continental 1.234,56, 1 234,56 and 45,99,
-# plain 40.
-# Order matters (the first alternative that fits wins): a comma followed by exactly one or two
-# digits is a decimal comma, by three a thousands separator.
-_NUMBER = (r"\d{1,3}(?:[.\s]\d{3})+,\d{1,2}(?!\d)|\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+,\d{1,2}(?!\d)"
-           r"|\d+(?:\.\d{1,2})?")
+# Amounts as people write them: 1,234.56 and 1 234.56, the continental 1.234,56, 1.000, 1 234,56 and
+# 45,99, plain 40. Order matters (the first alternative that fits wins): a comma followed by one or
+# two digits is a decimal comma, by three a thousands separator; a dot followed by groups of three
+# digits separates thousands.
+_NUMBER = (r"\d{1,3}(?:[.\s]\d{3})+,\d{1,2}(?!\d)|\d{1,3}(?:\.\d{3})+(?!\d|[.,]\d)"
+           r"|\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+,\d{1,2}(?!\d)|\d+(?:\.\d{1,2})?")
 _CURRENCY_WORD = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True))
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
@@ -78,7 +78,7 @@ def _amount_value(m: re.Match) -> str:
     number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
     currency = (CURRENCY_SYMBOLS.get(m.group("sym") or m.group("sym4") or "") or (m.group("code") or "").upper()
                 or CURRENCY_WORDS[(m.group("word") or "").lower()])
-    if re.search(r",\d{1,2}$", number):  # decimal comma: 45,99 or 1.234,56
+    if re.search(r",\d{1,2}$", number) or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", number):  # 45,99 1.234,56 1.000
         number = re.sub(r"[.\s]", "", number).replace(",", ".")
     amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") else 1)
     shown = f"{amount:,.2f}" if amount % 1 else f"{amount:,.0f}"

@@ -23,6 +23,8 @@ def kinds(text):
     # Decimal commas are decimals, not thousands: the value must not silently lose the cents.
     ("paid € 45,99 then EUR 1.234,56 and 1 234,50 €", [("amount", "€45.99"), ("amount", "€1,234.56"),
                                                       ("amount", "€1,234.50")]),
+    ("€1.000 then £1.50, $1 234.56 and €2.500.", [("amount", "€1,000"), ("amount", "£1.50"),
+                                                 ("amount", "$1,234.56"), ("amount", "€2,500")]),
     ("a 30€ fee and 2.50$ more, not the 5 of 5 $10 notes", [("amount", "€30"), ("amount", "$2.50"),
                                                              ("amount", "$10")]),
     ("call (415) 555-0134, 415-555-0199 or +1 212.555.0100", [("phone", "(415) 555-0134"),
