@@ -10,7 +10,7 @@ from .intent import IntentClassifier, Prediction
 from .knowledge import Entry, KnowledgeBase, Retriever
 from .sentiment import handover_reason, sentiment
 from .settings import Settings
-from .types import AgentError, Message, Reply, Understanding
+from .types import AgentError, Message, Reply, Understanding, without_surrogates
 
 log = logs.get("agent")
 # The top intent's own entries come first (the most similar one, where it has several); when it has
@@ -65,7 +65,7 @@ class Agent:
         return self._understand(text)[0]
 
     def _understand(self, text: str) -> tuple[Understanding, Prediction | None]:
-        text = " ".join(text.split())
+        text = " ".join(without_surrogates(text).split())
         entities = extract(text)
         mood = sentiment(text)
         if not text:

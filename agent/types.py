@@ -1,12 +1,22 @@
 """The channel-agnostic vocabulary: what a channel hands the agent and what it gets back."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 class AgentError(Exception):
     """A problem the user can act on; its message is one line that names the problem."""
+
+
+def without_surrogates(text: str) -> str:
+    """``text`` with lone surrogates (bytes that were not UTF-8, as Python decodes them from a
+    command line or a pipe) replaced by U+FFFD, so tokenizers and JSON output take it."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass

@@ -14,21 +14,27 @@ from pathlib import Path
 
 from agent import logs
 from agent.settings import Settings
-from agent.types import AgentError
+from agent.types import AgentError, without_surrogates
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 70
+NO_TEXT = "no text given (pass it as arguments, or '-' to read standard input)"
 
 
 def _print(obj: dict) -> None:
     print(json.dumps(obj, ensure_ascii=False), flush=True)
 
 
+def _stdin_text() -> str:
+    """Standard input as text: bytes that are not UTF-8 become U+FFFD instead of stopping the run."""
+    return sys.stdin.buffer.read().decode("utf-8", errors="replace")
+
+
 def _text_arg(args: argparse.Namespace, field: str = "text") -> str:
     values = getattr(args, field)
-    text = sys.stdin.read() if values in (["-"], "-") else (" ".join(values) if isinstance(values, list) else values)
+    text = _stdin_text() if values in (["-"], "-") else (" ".join(values) if isinstance(values, list) else values)
     if not text.strip():
-        raise AgentError("no text given (pass it as arguments, or '-' to read standard input)")
-    return text
+        raise AgentError(NO_TEXT)
+    return without_surrogates(text)
 
 
 def cmd_call(args, settings):
@@ -76,9 +82,13 @@ def cmd_classify(args, settings):
     from agent.pipeline import Agent
 
     agent = Agent(settings.replace(intent_model=args.model))
-    lines = sys.stdin.read().splitlines() if args.text in (["-"], []) else args.text
+    lines = _stdin_text().splitlines() if args.text in (["-"], []) else map(without_surrogates, args.text)
+    printed = 0
     for line in filter(str.strip, lines):
         _print({"text": line, **agent.understand(line).to_dict()})
+        printed += 1
+    if not printed:
+        raise AgentError(NO_TEXT)
     return 0
 
 

@@ -63,6 +63,12 @@ def test_classify_reply_transcribe_and_speak(tmp_path, spoken_request, cli_env):
     assert first["intent"] == "card_arrival" and not first["escalate"] and second["escalate"]
     assert {"text", "intent", "confidence", "top", "escalate", "reason", "entities"} <= set(first)
 
+    # Bytes that are not UTF-8 are replaced, not fatal; blank lines are skipped; no text at all is an error.
+    proc = run_cli("classify", "-", stdin=b"\xff\xfe my card was declined\n\nhow do I change my PIN?\n", env=cli_env)
+    broken, pin = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and broken["text"] == "\ufffd\ufffd my card was declined" and pin["intent"] == "change_pin"
+    assert "no text given" in one_line_error(run_cli("classify", "-", stdin=b"\n  \n", env=cli_env))
+
     proc = run_cli("reply", "-", stdin=b"I was charged twice for 12 pounds", env=cli_env)
     reply = json.loads(proc.stdout)
     assert reply["intent"] == "transaction_charged_twice" and "£12" in reply["reply"] and reply["passages"]
