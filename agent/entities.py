@@ -1,4 +1,5 @@
-"""Entity detection: amounts, references, dates, card digits, emails, phone numbers, IBANs.
+"""Entity detection: amounts, references, dates, card digits, emails, phone numbers, IBANs, account
+numbers and sort codes.
 
 Detectors are ordered from most to least specific; a span taken by one is not offered to the
 next, so an IBAN is never also read as a phone number. The same detectors drive PII masking.
@@ -36,13 +37,17 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("card_last4", re.compile(
         r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s*)?"
         r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b", re.I)),
+    # UK account numbers (8 digits) and sort codes, only where the words say so: bare, they are any number.
+    ("account_number", re.compile(r"\b(?:account|acct|a/c)\s*(?:number|no\.?|num|#)?\s*(?:is|:)?\s*(?P<acct>\d{8})\b",
+                                  re.I)),
+    ("sort_code", re.compile(r"\bsort\s*code\s*(?:is|:)?\s*(?P<sort>\d{2}([- ]?)\d{2}\2\d{2})\b", re.I)),
     ("amount", re.compile(
         rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
         rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
         rf"|\b(?P<n3>{_NUMBER})\s?(?P<word>{_CURRENCY_WORD})\b"
         rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)", re.I)),  # 30€; not the 5 of "5 $10 notes"
     ("reference", re.compile(
-        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment)\s*"
+        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint)\s*"
         r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*"
         r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
         r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
@@ -54,6 +59,10 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b|\b(?:yesterday|today|tomorrow)\b", re.I)),
 ]
+
+
+# The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
+VALUE_GROUPS = {"reference": ("ref", "bare"), "card_last4": (1, 2), "account_number": ("acct",), "sort_code": ("sort",)}
 
 
 def luhn_valid(digits: str) -> bool:
@@ -91,10 +100,7 @@ def extract(text: str) -> list[Entity]:
     found: list[Entity] = []
     for kind, pattern in PATTERNS:
         for m in pattern.finditer(text):
-            group = next((g for g in ("ref", "bare") if kind == "reference" and m.group(g)), None)
-            if kind == "card_last4":
-                group = 1 if m.group(1) else 2
-            start, end = m.span(group or 0)
+            start, end = m.span(next((g for g in VALUE_GROUPS.get(kind, ()) if m.group(g)), 0))
             if any(taken[start:end]):
                 continue
             raw = text[start:end]
@@ -114,12 +120,15 @@ def extract(text: str) -> list[Entity]:
                 continue
             elif kind == "reference":
                 value = raw.upper()
+            elif kind == "sort_code":
+                digits = re.sub(r"\D", "", raw)
+                value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"
             found.append(Entity(kind=kind, text=raw, value=value, start=start, end=end))
             taken[start:end] = [True] * (end - start)
     return sorted(found, key=lambda e: e.start)
 
 
-PII_KINDS = ("email", "iban", "card_number", "phone")
+PII_KINDS = ("email", "iban", "card_number", "phone", "account_number", "sort_code")
 
 # Names are masked only where the wording marks them as names (greetings, sign-offs, self-
 # introductions): a general name recogniser would also eat merchants, cities and products that
@@ -173,8 +182,9 @@ def names(text: str) -> list[tuple[int, int]]:
 
 
 def mask_pii(text: str, known_names: tuple[str, ...] | list[str] = ()) -> str:
-    """``text`` with card numbers, IBANs, emails, phone numbers and personal names replaced by typed
-    placeholders ([CARD_NUMBER], [IBAN], [EMAIL], [PHONE], [NAME]). ``known_names`` (e.g. the sender's
+    """``text`` with card numbers, IBANs, emails, phone numbers, account numbers, sort codes and personal
+    names replaced by typed placeholders ([CARD_NUMBER], [IBAN], [EMAIL], [PHONE], [ACCOUNT_NUMBER],
+    [SORT_CODE], [NAME]). ``known_names`` (e.g. the sender's
     name from an email header) are masked wherever they appear, not only where a cue marks them."""
     spans = [(e.start, e.end, e.kind.upper()) for e in extract(text) if e.kind in PII_KINDS]
     spans += [(s, e, "NAME") for s, e in names(text)]

@@ -198,7 +198,7 @@ def _say_entities(text: str, options: SpeechTextOptions) -> str:
     for e in extract(text):
         if e.kind == "amount":
             spoken = say_amount(e.value)
-        elif e.kind in ("reference", "card_last4", "phone", "iban"):
+        elif e.kind in ("reference", "card_last4", "phone", "iban", "account_number", "sort_code"):
             spoken = say_digits(e.text)
         elif e.kind == "card_number":
             spoken = f"a card number ending in {say_digits(e.value[-4:])}"  # never a full card number

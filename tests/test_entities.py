@@ -30,6 +30,10 @@ def kinds(text):
     ("call (415) 555-0134, 415-555-0199 or +1 212.555.0100", [("phone", "(415) 555-0134"),
                                                                ("phone", "415-555-0199"), ("phone", "+1 212.555.0100")]),
     ("the last four digits: 5678, since 2026/03/12", [("card_last4", "5678"), ("date", "2026/03/12")]),
+    ("to account number 12345678, sort code 20 00 00, my customer number is 408292",
+     [("account_number", "12345678"), ("sort_code", "20-00-00"), ("reference", "408292")]),
+    ("acct: 87654321 sort code: 40-11-62 (not sort code 40-1162 or account 1234)",
+     [("account_number", "87654321"), ("sort_code", "40-11-62")]),
 ])
 def test_entities(text, expected):
     assert kinds(text) == expected
@@ -47,7 +51,7 @@ def test_invalid_iban_checksum_is_not_an_iban():
 
 def test_mask_pii_keeps_amounts_and_references():
     text = ("Card 4111-1111-1111-1111, IBAN DE89 3704 0044 0532 0130 00, mail me at a.b@c.org or "
-            "+49 30 1234567; refund £42.10 for order ZX-99812")
+            "+49 30 1234567; refund £42.10 for order ZX-99812 to account 12345678, sort code 20-00-00")
     masked = mask_pii(text)
     assert masked == ("Card [CARD_NUMBER], IBAN [IBAN], mail me at [EMAIL] or [PHONE]; "
-                      "refund £42.10 for order ZX-99812")
+                      "refund £42.10 for order ZX-99812 to account [ACCOUNT_NUMBER], sort code [SORT_CODE]")
