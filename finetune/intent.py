@@ -9,6 +9,8 @@ on the frozen encoder's embeddings (``--method head`` stops here; for ``lora`` i
 head); for ``lora``, the Hugging Face Trainer fine-tunes LoRA adapters on every linear layer of the
 encoder together with the head (mean pooling, as the encoder was pre-trained), with early stopping
 on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run);
+each time a training example is read, it has customer details (card digits, order numbers, contact
+details, dates, amounts) added with probability ``--entity-noise`` (``finetune/augment.py``);
 then a temperature fitted on validation (calibrated probabilities), out-of-scope statistics
 (class means and a tied covariance of training embeddings) and two escalation thresholds. The
 budget (``--escalate-budget``) is the share of correctly answered validation messages that
@@ -33,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import sys
 import time
@@ -42,12 +45,13 @@ import numpy as np
 import torch
 
 from agent import models
-from agent.encoder import SentenceEncoder, mean_pool
+from agent.encoder import MAX_TOKENS, SentenceEncoder, mean_pool
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
 from finetune import script
+from finetune.augment import add_entity_noise
 from finetune.data import read_examples
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--entity-noise", type=float, default=0.5, metavar="SHARE",
+                   help="with --method lora: the share of training examples given added card digits, order "
+                        "numbers, contact details, dates or amounts each time they are read (0: none)")
     p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoints (LoRA steps, computed embeddings)")
@@ -198,7 +205,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
     from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments,
                               set_seed)
 
-    from agent.encoder import MAX_TOKENS, load_encoder
+    from agent.encoder import load_encoder
 
     set_seed(args.seed)
     tokenizer, encoder = load_encoder(args.base)
@@ -213,6 +220,9 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         enc = tokenizer(xs, truncation=True, max_length=MAX_TOKENS)
         return [{**{k: enc[k][i] for k in enc}, "labels": int(y)} for i, y in enumerate(ys)]
 
+    train_set = (NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed) if args.entity_noise > 0
+                 else tokenized(texts, labels))
+
     steps_per_epoch = -(-len(texts) // args.batch_size)
     checkpoints = Path(args.checkpoints or out / "checkpoints")
     training = TrainingArguments(
@@ -224,7 +234,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
         disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
     trainer = Trainer(
-        model=model, args=training, train_dataset=tokenized(texts, labels),
+        model=model, args=training, train_dataset=train_set,
         eval_dataset=tokenized(val_texts, val_labels), data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
@@ -239,8 +249,26 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
     info = {"epochs_run": round(trainer.state.epoch, 2), "best_validation_accuracy": trainer.state.best_metric,
             "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1), "history": history,
             "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": ["query", "key", "value", "dense"]},
-            "lr": args.lr, "batch_size": args.batch_size}
+            "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise}
     return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
+
+
+class NoisyExamples(torch.utils.data.Dataset):
+    """Training examples, a share of them with customer details added (``finetune.augment``), drawn
+    afresh each time one is read: every epoch sees each query both ways in a different mix."""
+
+    def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, share: float, seed: int):
+        self.texts, self.labels, self.tokenizer, self.share = texts, labels, tokenizer, share
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, i: int) -> dict:
+        text = self.texts[i]
+        if self.rng.random() < self.share:
+            text = add_entity_noise(text, self.rng)
+        return {**self.tokenizer(text, truncation=True, max_length=MAX_TOKENS), "labels": int(self.labels[i])}
 
 
 class PooledClassifier(torch.nn.Module):
@@ -347,6 +375,8 @@ class Embeddings:
 
 
 def train(args: argparse.Namespace) -> dict:
+    if not 0 <= args.entity_noise <= 1:
+        raise AgentError(f"--entity-noise is a share of the training examples, between 0 and 1: not {args.entity_noise:g}")
     np.random.seed(args.seed)
     started = time.time()
     tr_x, tr_y, va_x, va_y = load_data(args)
