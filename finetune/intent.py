@@ -216,13 +216,6 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
                                                      target_modules=["query", "key", "value", "dense"]))
     model = PooledClassifier(encoder, weight, bias)
 
-    def tokenized(xs, ys):
-        enc = tokenizer(xs, truncation=True, max_length=MAX_TOKENS)
-        return [{**{k: enc[k][i] for k in enc}, "labels": int(y)} for i, y in enumerate(ys)]
-
-    train_set = (NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed) if args.entity_noise > 0
-                 else tokenized(texts, labels))
-
     steps_per_epoch = -(-len(texts) // args.batch_size)
     checkpoints = Path(args.checkpoints or out / "checkpoints")
     training = TrainingArguments(
@@ -234,8 +227,10 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
         disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
     trainer = Trainer(
-        model=model, args=training, train_dataset=train_set,
-        eval_dataset=tokenized(val_texts, val_labels), data_collator=DataCollatorWithPadding(tokenizer),
+        model=model, args=training,
+        train_dataset=NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed),
+        eval_dataset=NoisyExamples(val_texts, val_labels, tokenizer, 0.0, args.seed),
+        data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
         callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
@@ -254,8 +249,9 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
 
 
 class NoisyExamples(torch.utils.data.Dataset):
-    """Training examples, a share of them with customer details added (``finetune.augment``), drawn
-    afresh each time one is read: every epoch sees each query both ways in a different mix."""
+    """Tokenized examples, a share of them with customer details added (``finetune.augment``), drawn
+    afresh each time one is read: every epoch sees each query both ways in a different mix. With
+    share 0 (validation), the texts as they are."""
 
     def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, share: float, seed: int):
         self.texts, self.labels, self.tokenizer, self.share = texts, labels, tokenizer, share
