@@ -155,5 +155,9 @@ class IntentClassifier:
                            probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e)
                 for p, row, d, e in zip(probs, ranked, distances, embeddings)]
 
+    def escalates(self, prediction: Prediction) -> bool:
+        """Whether the classifier alone hands this message to a person: out of scope, or unsure."""
+        return prediction.out_of_scope or prediction.top[0].probability < self.threshold
+
     def predict(self, texts: list[str], k: int = 5) -> list[list[IntentScore]]:
         return [p.top for p in self.classify(texts, k)]

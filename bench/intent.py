@@ -128,22 +128,20 @@ def main() -> None:
         preds = clf.classify(va_x)
         predicted = [pr.top[0].intent for pr in preds]
         acc, f1 = scores(va_y, predicted)
-        answered = [not (pr.out_of_scope or pr.top[0].probability < clf.threshold) for pr in preds]
+        answered = [not clf.escalates(pr) for pr in preds]
         kept = float(np.mean([a and t == p for a, t, pr, p in zip(answered, va_y, preds, predicted)]))
-        oos_escalated = float(np.mean([pr.out_of_scope or pr.top[0].probability < clf.threshold
-                                       for pr in clf.classify(oos)]))
+        oos_escalated = float(np.mean([clf.escalates(pr) for pr in clf.classify(oos)]))
         # As `support-agent classify` reports it: every reason to escalate (a person asked for, anger, ...).
         understood = [agent.understand(t) for t in va_x]
         kept_all = float(np.mean([not u.escalate and u.intent == t for u, t in zip(understood, va_y)]))
         handed_over = float(np.mean([u.escalate and a for u, a in zip(understood, answered)]))
         detailed_preds = clf.classify(detailed)
         detailed_acc, _ = scores(va_y, [pr.top[0].intent for pr in detailed_preds])
-        detailed_kept = float(np.mean([not (pr.out_of_scope or pr.top[0].probability < clf.threshold)
-                                       and pr.top[0].intent == t for pr, t in zip(detailed_preds, va_y)]))
+        detailed_kept = float(np.mean([not clf.escalates(pr) and pr.top[0].intent == t
+                                       for pr, t in zip(detailed_preds, va_y)]))
         heavy_preds = clf.classify([e.text for e in heavy])
         heavy_right = sum(pr.top[0].intent == e.intent for pr, e in zip(heavy_preds, heavy))
-        heavy_kept = sum(pr.top[0].intent == e.intent and not pr.out_of_scope and pr.top[0].probability >= clf.threshold
-                         for pr, e in zip(heavy_preds, heavy))
+        heavy_kept = sum(pr.top[0].intent == e.intent and not clf.escalates(pr) for pr, e in zip(heavy_preds, heavy))
         med, p95 = latency(lambda t: clf.classify([t]), va_x, args.repeats)
         full_med, full_p95 = latency(agent.understand, va_x, args.repeats)
         tput = statistics.median(throughput(clf.classify, va_x) for _ in range(3))
