@@ -5,6 +5,10 @@ metrics), ``head.safetensors`` (the linear layer and the out-of-scope statistics
 fine-tuned encoder, ``adapter/`` (a LoRA adapter for the base encoder). ``finetune/intent.py``
 writes them.
 
+An artefact may also hold ``lexical.safetensors``, a TF-IDF logistic regression
+(``agent/lexical.py``) whose log-probabilities are added to the head's logits with a weight fitted
+on validation (``lexical_weight``), together with the temperature.
+
 Two signals decide escalation: the calibrated top probability (unsure between known intents) and
 the Mahalanobis distance of the message's embedding from the nearest intent's training examples
 (unlike anything the model was trained on: out of scope). Both thresholds come from validation.
@@ -20,11 +24,13 @@ import numpy as np
 
 from . import models
 from .encoder import SentenceEncoder, load_sentence_encoder
+from .lexical import LexicalModel
 from .settings import Settings
 from .types import AgentError, IntentScore
 
 FORMAT = "support-agent-intent/1"
 DEFAULT_DIR = Path(__file__).parent / "data" / "intent"
+LEXICAL_FILE = "lexical.safetensors"
 
 
 @dataclass
@@ -68,9 +74,17 @@ class IntentHead:
     metrics: dict
     adapter: str | None = None  # LoRA adapter directory, relative to the artefact
     oos: OutOfScope | None = None
+    lexical: LexicalModel | None = None
+    lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
 
-    def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
+    def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
+        """Calibrated probabilities of each intent; ``texts`` (the embedded texts) are needed when the
+        model has a lexical part."""
         logits = (embeddings @ self.weight.T + self.bias) / self.temperature
+        if self.lexical is not None:
+            if texts is None:
+                raise ValueError("this intent model has a lexical part: probabilities() needs the texts")
+            logits = logits + self.lexical_weight * self.lexical.log_probabilities(texts)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
@@ -85,9 +99,15 @@ class IntentHead:
             tensors |= {"oos_means": self.oos.means, "oos_precision": self.oos.precision}
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                   str(directory / "head.safetensors"))
+        if self.lexical is not None:
+            self.lexical.save(directory / LEXICAL_FILE)
+        else:
+            (directory / LEXICAL_FILE).unlink(missing_ok=True)  # a stale one would not match this head
         config = {"format": FORMAT, "encoder": self.encoder, "adapter": self.adapter, "labels": self.labels,
                   "temperature": self.temperature, "threshold": self.threshold,
-                  "oos_threshold": self.oos.threshold if self.oos else None, "metrics": self.metrics}
+                  "oos_threshold": self.oos.threshold if self.oos else None,
+                  "lexical": LEXICAL_FILE if self.lexical is not None else None,
+                  "lexical_weight": self.lexical_weight, "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -106,11 +126,13 @@ class IntentHead:
         oos = None
         if "oos_means" in t and config.get("oos_threshold") is not None:
             oos = OutOfScope(t["oos_means"], t["oos_precision"], float(config["oos_threshold"]))
-        adapter = config.get("adapter")
+        adapter, lexical = config.get("adapter"), config.get("lexical")
         return cls(labels=config["labels"], weight=t["weight"], bias=t["bias"],
                    temperature=float(config["temperature"]), threshold=float(config["threshold"]),
                    encoder=config["encoder"], metrics=config.get("metrics", {}),
-                   adapter=str(directory / adapter) if adapter else None, oos=oos)
+                   adapter=str(directory / adapter) if adapter else None, oos=oos,
+                   lexical=LexicalModel.load(directory / lexical) if lexical else None,
+                   lexical_weight=float(config.get("lexical_weight", 0.0)))
 
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -146,7 +168,7 @@ class IntentClassifier:
 
     def classify(self, texts: list[str], k: int = 5) -> list[Prediction]:
         embeddings = self.encoder.encode(texts)
-        probs = self.head.probabilities(embeddings)
+        probs = self.head.probabilities(embeddings, texts)
         ranked = np.argsort(-probs, axis=1)[:, :k]
         distances = self.head.oos.distance(embeddings) if self.head.oos else [None] * len(texts)
         return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],

@@ -142,6 +142,12 @@ def main() -> None:
         heavy_preds = clf.classify([e.text for e in heavy])
         heavy_right = sum(pr.top[0].intent == e.intent for pr, e in zip(heavy_preds, heavy))
         heavy_kept = sum(pr.top[0].intent == e.intent and not clf.escalates(pr) for pr, e in zip(heavy_preds, heavy))
+        ablation = ""
+        if clf.head.lexical is not None:  # what the lexical part adds: argmax of the head's own logits
+            def head_alone(ps): return [clf.head.labels[int(np.argmax(clf.head.weight @ pr.embedding + clf.head.bias))] for pr in ps]
+            ablation = (f"; without the lexical part: acc {scores(va_y, head_alone(preds))[0]:.3f}, with "
+                        f"details {scores(va_y, head_alone(detailed_preds))[0]:.3f}, hand-written "
+                        f"{sum(i == e.intent for i, e in zip(head_alone(heavy_preds), heavy))}/{len(heavy)} right")
         med, p95 = latency(lambda t: clf.classify([t]), va_x, args.repeats)
         full_med, full_p95 = latency(agent.understand, va_x, args.repeats)
         tput = statistics.median(throughput(clf.classify, va_x) for _ in range(3))
@@ -151,7 +157,7 @@ def main() -> None:
                      f"with every escalation reason, kept {kept_all:.3f} ({handed_over:.1%} more handed over "
                      f"for the customer's words: a person asked for, anger, legal); with customer details "
                      f"added: acc {detailed_acc:.3f}, kept {detailed_kept:.3f}; hand-written requests full of "
-                     f"details: {heavy_right}/{len(heavy)} right, {heavy_kept} of them answered"))
+                     f"details: {heavy_right}/{len(heavy)} right, {heavy_kept} of them answered{ablation}"))
 
     print(f"\n{'model':58} {'acc':>6} {'mF1':>6} {'kept':>6} {'oos':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
     for name, acc, f1, kept, oos_rate, med, p95, tput, note in rows:

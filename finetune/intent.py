@@ -11,7 +11,9 @@ encoder together with the head (mean pooling, as the encoder was pre-trained), w
 on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run);
 each time a training example is read, it has customer details (card digits, order numbers, contact
 details, dates, amounts) added with probability ``--entity-noise`` (``finetune/augment.py``);
-then a temperature fitted on validation (calibrated probabilities), out-of-scope statistics
+a TF-IDF logistic regression on the training texts (``agent/lexical.py``; ``--no-lexical``
+leaves it out); then a temperature and the lexical model's weight, fitted together on validation
+(calibrated probabilities), out-of-scope statistics
 (class means and a tied covariance of training embeddings) and two escalation thresholds. The
 budget (``--escalate-budget``) is the share of correctly answered validation messages that
 escalation may take, for every reason the agent has: what the customer's words hand to a person
@@ -47,6 +49,7 @@ import torch
 from agent import models
 from agent.encoder import MAX_TOKENS, SentenceEncoder, mean_pool
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
+from agent.lexical import LexicalModel
 from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
@@ -87,6 +90,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--entity-noise", type=float, default=0.5, metavar="SHARE",
                    help="with --method lora: the share of training examples given added card digits, order "
                         "numbers, contact details, dates or amounts each time they are read (0: none)")
+    p.add_argument("--no-lexical", dest="lexical", action="store_false",
+                   help="no TF-IDF lexical model beside the head (agent/lexical.py): the head's own probabilities")
     p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoints (LoRA steps, computed embeddings)")
@@ -100,22 +105,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature minimising validation negative log-likelihood (Guo et al., 2017)."""
-    def nll(t: float) -> float:
-        z = logits / t
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, lexical: np.ndarray | None = None
+                    ) -> tuple[float, float]:
+    """(temperature, lexical weight) minimising validation negative log-likelihood: temperature
+    scaling (Guo et al., 2017) of the head's logits, with the lexical model's log-probabilities
+    (``lexical``, if given) added at the weight that predicts validation best."""
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(labels))
+    extra = np.zeros_like(logits) if lexical is None else lexical
+
+    def nll(params: np.ndarray) -> float:
+        z = params[0] * logits + params[1] * extra
         z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[np.arange(len(labels)), labels] - np.log(np.exp(z).sum(axis=1))).mean())
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20), 400))
-    return float(grid[int(np.argmin([nll(t) for t in grid]))])
+        return float(-(z[rows, labels] - np.log(np.exp(z).sum(axis=1))).mean())
+    bounds = [(0.05, 20.0), (0.0, 0.0 if lexical is None else 5.0)]  # 1/temperature, lexical weight
+    best = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=bounds).x
+    return 1.0 / float(best[0]), float(best[1])
 
 
 def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str], texts: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-    probs = head.probabilities(embeddings)
+    probs = head.probabilities(embeddings, texts)
     predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    escalated = escalations(head, embeddings, probs) | handed_over(texts)
+    escalated = escalations(head, embeddings, texts, probs) | handed_over(texts)
     correct = np.array([p == t for p, t in zip(predicted, labels)])
     p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=head.labels, zero_division=0)
     return {
@@ -131,9 +145,10 @@ def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str], texts:
     }
 
 
-def escalations(head: IntentHead, embeddings: np.ndarray, probs: np.ndarray | None = None) -> np.ndarray:
+def escalations(head: IntentHead, embeddings: np.ndarray, texts: list[str], probs: np.ndarray | None = None
+                ) -> np.ndarray:
     """What the classifier escalates: unsure, or out of scope."""
-    probs = head.probabilities(embeddings) if probs is None else probs
+    probs = head.probabilities(embeddings, texts) if probs is None else probs
     unsure = probs.max(axis=1) < head.threshold
     return unsure | (head.oos.distance(embeddings) > head.oos.threshold) if head.oos else unsure
 
@@ -148,7 +163,7 @@ def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray,
     """Set both escalation thresholds on validation data, so that with the hand-overs the customer's
     words cause, escalation takes at most ``budget`` of the correctly answered messages: what the
     hand-overs leave is split evenly between low confidence and out of scope."""
-    probs = head.probabilities(embeddings)
+    probs = head.probabilities(embeddings, texts)
     correct = probs.argmax(axis=1) == labels
     if not correct.any():
         raise AgentError("no validation message is classified correctly: cannot choose escalation thresholds")
@@ -410,10 +425,12 @@ def train(args: argparse.Namespace) -> dict:
     elif (out / "adapter").exists():
         shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
 
-    temperature = fit_temperature(va_e @ weight.T + bias, va_i)
+    lexical = LexicalModel.fit(tr_x, tr_i) if args.lexical else None
+    temperature, lexical_weight = fit_calibration(va_e @ weight.T + bias, va_i,
+                                                  lexical.log_probabilities(va_x) if lexical else None)
     head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
                       encoder=base, metrics={}, adapter=adapter,
-                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)))
+                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)), lexical=lexical, lexical_weight=lexical_weight)
     fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
 
     validation = evaluate(head, va_e, va_y, va_x)
@@ -421,7 +438,10 @@ def train(args: argparse.Namespace) -> dict:
     methods = {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
                "head": "linear head on frozen encoder (logistic regression)"}
     method = methods[args.method] if "anchor" not in details else "linear head warm-started from the parent's"
-    metrics = {"method": method + (f", on the encoder and adapter of {parent}" if parent else ""),
+    if lexical:
+        details["lexical"] = {"terms": len(lexical.vocabulary), "weight": round(lexical_weight, 4)}
+    metrics = {"method": method + (f", on the encoder and adapter of {parent}" if parent else "")
+               + (", with a TF-IDF lexical model" if lexical else ""),
                "base": base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
                "temperature": round(temperature, 4), "threshold": head.threshold,
                "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
@@ -429,7 +449,7 @@ def train(args: argparse.Namespace) -> dict:
     if args.oos:
         queries = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
         metrics["out_of_scope"] = {"file": Path(args.oos).name, "queries": len(queries),
-                                   "escalated": round(float((escalations(head, encoder.encode(queries))
+                                   "escalated": round(float((escalations(head, encoder.encode(queries), queries)
                                                              | handed_over(queries)).mean()), 4)}
     if args.eval:
         held = read_examples(args.eval)

@@ -38,7 +38,8 @@ def test_theft_wording(classifier):
 
 
 def test_probabilities_are_calibrated_distributions(classifier):
-    probs = classifier.head.probabilities(classifier.encoder.encode(["where is my card", "hello"]))
+    texts = ["where is my card", "hello"]
+    probs = classifier.head.probabilities(classifier.encoder.encode(texts), texts)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     top = classifier.predict(["where is my card"], k=3)[0]
     assert len(top) == 3 and top[0].probability >= top[1].probability >= top[2].probability
@@ -68,8 +69,8 @@ def test_escalation_budget_counts_the_customers_own_words_first():
     train_intent.fit_thresholds(head, embeddings, labels, texts, budget=0.2)
     correct = head.probabilities(embeddings).argmax(axis=1) == labels
     handed = train_intent.handed_over(texts)[correct].mean()
-    by_classifier = train_intent.escalations(head, embeddings)[correct].mean()
-    overall = (train_intent.escalations(head, embeddings) | train_intent.handed_over(texts))[correct].mean()
+    by_classifier = train_intent.escalations(head, embeddings, texts)[correct].mean()
+    overall = (train_intent.escalations(head, embeddings, texts) | train_intent.handed_over(texts))[correct].mean()
     assert 0.08 <= handed <= 0.12 and 0.06 <= by_classifier <= 0.2 - handed + 1e-9 and overall <= 0.2 + 1e-9
     assert train_intent.evaluate(head, embeddings, list(np.array(head.labels)[labels]), texts)[
         "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
@@ -112,15 +113,17 @@ def small_train(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["head", "lora"])
 def test_training_script_writes_model_and_reports(tmp_path, small_train, method):
-    """finetune.intent end to end, the LoRA path through the Hugging Face Trainer for one epoch."""
+    """finetune.intent end to end, the LoRA path through the Hugging Face Trainer for one epoch (with the
+    lexical model), the head path without it."""
     out = tmp_path / "model"
     argv = ["--train", str(small_train), "--out", str(out), "--validation-fraction", "0.2", "--method", method,
-            "--epochs", "1"]
+            "--epochs", "1"] + (["--no-lexical"] if method == "head" else [])
     assert train_intent.main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["validation"]["accuracy"] > 0.9 and metrics["out_of_scope"]["escalated"] > 0.5
     assert (out / "report.txt").read_text().count("\n") > 5 and (out / "confusion.png").stat().st_size > 1000
     assert (out / "adapter" / "adapter_model.safetensors").is_file() == (method == "lora")
+    assert (out / "lexical.safetensors").is_file() == ("lexical" in metrics) == (method == "lora")
     assert not (out / "checkpoints").exists()  # removed after a finished run
     clf = IntentClassifier(str(out))
     assert clf.head.labels == sorted(KEEP)
