@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agent import models
-from agent.intent import DEFAULT_DIR, IntentClassifier
+from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead
 from agent.types import AgentError
 from conftest import REPO, run_cli
 from finetune import intent as train_intent
@@ -89,6 +89,11 @@ def test_new_intent_is_learnt_and_versioned(loop):
     assert (out / "adapter").is_dir() and not (out / "checkpoints").exists()
     clf = IntentClassifier(str(out))
     assert "travel_notification" in clf.head.labels and set(OLD) <= set(clf.head.labels)
+    # Calibration and thresholds are the parent's: this validation split comes from what its encoder learnt.
+    parent = IntentHead.load(DEFAULT_DIR)
+    assert (clf.head.temperature, clf.head.lexical_weight, clf.threshold, clf.head.oos.threshold) == (
+        parent.temperature, parent.lexical_weight, parent.threshold, parent.oos.threshold)
+    assert clf.head.lexical is not None and "travel" in clf.head.lexical.vocabulary
     held = read_examples(EXAMPLES / "travel_notification-heldout.jsonl")
     predicted = [p.top[0].intent for p in clf.classify([e.text for e in held])]
     assert np.mean([p == "travel_notification" for p in predicted]) >= 0.85
