@@ -99,6 +99,16 @@ def test_new_intent_is_learnt_and_versioned(loop):
     assert np.mean([p == "travel_notification" for p in predicted]) >= 0.85
 
 
+def test_recalibrate_refits_what_init_from_keeps(loop, tmp_path):
+    _, prepared, _, _ = loop
+    out = tmp_path / "recalibrated"
+    assert train_intent.main(["--data", str(prepared), "--init-from", str(DEFAULT_DIR), "--method", "head",
+                              "--out", str(out), "--oos", "", "--recalibrate"]) == 0
+    head, parent = IntentHead.load(out), IntentHead.load(DEFAULT_DIR)
+    assert head.temperature != parent.temperature and head.threshold != parent.threshold
+    assert "calibration" not in json.loads((out / "metrics.json").read_text())
+
+
 def test_promote_compares_and_the_agent_follows_then_rollback(loop, tmp_path, capsys, monkeypatch):
     from channels import cli
     from finetune import versions
