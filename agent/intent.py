@@ -77,10 +77,14 @@ class IntentHead:
     lexical: LexicalModel | None = None
     lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
 
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """The linear head's own scores, before calibration and without the lexical part."""
+        return embeddings @ self.weight.T + self.bias
+
     def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Calibrated probabilities of each intent; ``texts`` (the embedded texts) are needed when the
         model has a lexical part."""
-        logits = (embeddings @ self.weight.T + self.bias) / self.temperature
+        logits = self.logits(embeddings) / self.temperature
         if self.lexical is not None:
             if texts is None:
                 raise ValueError("this intent model has a lexical part: probabilities() needs the texts")

@@ -9,7 +9,7 @@ classifier also uses. It costs about 0.1 ms a message and no second encoder pass
 Training uses scikit-learn's ``TfidfVectorizer``; serving recomputes the same features in a few
 lines of numpy (the tests check they are equal), so loading needs no pickled scikit-learn object:
 the artefact is one safetensors file, the vocabulary in its metadata, the weights as int8 with a
-scale per intent (about 0.7 MB for Banking77's 9,600 terms).
+scale per intent (0.9 MB for Banking77's 9,586 terms, most of it the int8 weights).
 """
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def quantized(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.round(weight / scale[:, None]).astype(np.int8), scale
 
 
+def dequantized(weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return weight.astype(np.float32) * scale[:, None]
+
+
 @dataclass
 class LexicalModel:
     vocabulary: dict[str, int]  # term -> column
@@ -66,9 +70,8 @@ class LexicalModel:
         coef, intercept = regression.coef_, regression.intercept_
         if coef.shape[0] == 1:  # two intents: scikit-learn keeps one row; softmax over [-z/2, z/2] is its sigmoid
             coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-        weight, scale = quantized(coef)
         return cls({t: int(i) for t, i in vectorizer.vocabulary_.items()}, vectorizer.idf_.astype(np.float32),
-                   weight.astype(np.float32) * scale[:, None], intercept.astype(np.float32))
+                   dequantized(*quantized(coef)), intercept.astype(np.float32))
 
     def features(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per text, (columns, values) of its l2-normalised sublinear TF-IDF vector."""
@@ -107,5 +110,5 @@ class LexicalModel:
         with safe_open(str(path), framework="np") as f:
             t = {k: f.get_tensor(k) for k in f.keys()}
             vocabulary = json.loads(f.metadata()["vocabulary"])
-        return cls({term: i for i, term in enumerate(vocabulary)}, t["idf"],
-                   t["weight"].astype(np.float32) * t["scale"][:, None], t["bias"])
+        return cls({term: i for i, term in enumerate(vocabulary)}, t["idf"], dequantized(t["weight"], t["scale"]),
+                   t["bias"])

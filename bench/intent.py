@@ -144,7 +144,8 @@ def main() -> None:
         heavy_kept = sum(pr.top[0].intent == e.intent and not clf.escalates(pr) for pr, e in zip(heavy_preds, heavy))
         ablation = ""
         if clf.head.lexical is not None:  # what the lexical part adds: argmax of the head's own logits
-            def head_alone(ps): return [clf.head.labels[int(np.argmax(clf.head.weight @ pr.embedding + clf.head.bias))] for pr in ps]
+            def head_alone(ps):
+                return [clf.head.labels[i] for i in clf.head.logits(np.stack([p.embedding for p in ps])).argmax(axis=1)]
             ablation = (f"; without the lexical part: acc {scores(va_y, head_alone(preds))[0]:.3f}, with "
                         f"details {scores(va_y, head_alone(detailed_preds))[0]:.3f}, hand-written "
                         f"{sum(i == e.intent for i, e in zip(head_alone(heavy_preds), heavy))}/{len(heavy)} right")

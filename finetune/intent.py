@@ -437,19 +437,17 @@ def train(args: argparse.Namespace) -> dict:
 
     inherit = parent_head is not None and not args.recalibrate
     lexical = LexicalModel.fit(tr_x, tr_i) if args.lexical and not (inherit and parent_head.lexical is None) else None
-    if inherit:
-        temperature, lexical_weight = parent_head.temperature, parent_head.lexical_weight if lexical else 0.0
-    else:
-        temperature, lexical_weight = fit_calibration(va_e @ weight.T + bias, va_i,
-                                                      lexical.log_probabilities(va_x) if lexical else None)
-    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=temperature, threshold=0.0,
+    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=1.0, threshold=0.0,
                       encoder=base, metrics={}, adapter=adapter,
-                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)), lexical=lexical, lexical_weight=lexical_weight)
+                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)), lexical=lexical)
     if inherit:
-        head.threshold = parent_head.threshold
+        head.temperature, head.threshold = parent_head.temperature, parent_head.threshold
+        head.lexical_weight = parent_head.lexical_weight if lexical else 0.0
         head.oos.threshold = parent_head.oos.threshold if parent_head.oos else float("inf")
         details["calibration"] = f"the parent's ({parent})"
     else:
+        head.temperature, head.lexical_weight = fit_calibration(
+            head.logits(va_e), va_i, lexical.log_probabilities(va_x) if lexical else None)
         fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
 
     validation = evaluate(head, va_e, va_y, va_x)
@@ -458,11 +456,11 @@ def train(args: argparse.Namespace) -> dict:
                "head": "linear head on frozen encoder (logistic regression)"}
     method = methods[args.method] if "anchor" not in details else "linear head warm-started from the parent's"
     if lexical:
-        details["lexical"] = {"terms": len(lexical.vocabulary), "weight": round(lexical_weight, 4)}
+        details["lexical"] = {"terms": len(lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
     metrics = {"method": method + (f", on the encoder and adapter of {parent}" if parent else "")
                + (", with a TF-IDF lexical model" if lexical else ""),
                "base": base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
-               "temperature": round(temperature, 4), "threshold": head.threshold,
+               "temperature": round(head.temperature, 4), "threshold": head.threshold,
                "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
                **details, "validation": validation}
     if args.oos:

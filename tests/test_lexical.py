@@ -83,7 +83,7 @@ def test_shipped_model_has_a_lexical_part_that_helps_on_validation(agent):
     texts, truth = [e.text for e in examples], np.array([head.labels.index(e.intent) for e in examples])
     predictions = classifier.classify(texts)
     mixed = np.array([head.labels.index(p.top[0].intent) for p in predictions])
-    head_alone = np.stack([p.embedding for p in predictions]) @ head.weight.T + head.bias
+    head_alone = head.logits(np.stack([p.embedding for p in predictions]))
     lexical_alone = head.lexical.log_probabilities(texts)
     assert 0.8 < (lexical_alone.argmax(axis=1) == truth).mean() < (head_alone.argmax(axis=1) == truth).mean()
     assert (mixed == truth).mean() > (head_alone.argmax(axis=1) == truth).mean()
