@@ -5,6 +5,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from agent.intent import IntentHead
 from agent.lexical import MIN_DF, NGRAMS, TOKEN, LexicalModel
+from agent.types import AgentError
 from finetune import intent as train_intent
 from finetune.data import read_examples
 from conftest import REPO
@@ -87,3 +88,8 @@ def test_shipped_model_has_a_lexical_part_that_helps_on_validation(agent):
     lexical_alone = head.lexical.log_probabilities(texts)
     assert 0.8 < (lexical_alone.argmax(axis=1) == truth).mean() < (head_alone.argmax(axis=1) == truth).mean()
     assert (mixed == truth).mean() > (head_alone.argmax(axis=1) == truth).mean()
+
+
+def test_texts_without_words_are_a_clear_error():
+    with pytest.raises(AgentError, match="the training texts have no words to learn from"):
+        LexicalModel.fit(["?", "1", "!"], np.array([0, 1, 1]))
