@@ -10,8 +10,8 @@ An artefact may also hold ``lexical.safetensors``, a TF-IDF logistic regression
 on validation (``lexical_weight``), together with the temperature.
 
 Two signals decide escalation: the calibrated top probability (unsure between known intents) and
-the Mahalanobis distance of the message's embedding from the nearest intent's training examples
-(unlike anything the model was trained on: out of scope). Both thresholds come from validation.
+an out-of-scope score (unlike anything the model was trained on; see ``OutOfScope``). Both
+thresholds come from validation.
 """
 from __future__ import annotations
 
@@ -35,11 +35,42 @@ LEXICAL_FILE = "lexical.safetensors"
 
 @dataclass
 class OutOfScope:
-    """Class means and a shared (tied) precision matrix of training embeddings (Lee et al., 2018)."""
+    """How unlike the intents it knows a message is: two measures, each standardised on validation
+    messages the model gets right, and summed.
+
+    - The Mahalanobis distance of the embedding from the nearest intent's training examples (class
+      means and a shared, tied precision matrix; Lee et al., 2018). It catches other domains (the
+      weather, music), which lie far from all of banking.
+    - The free energy of the head's calibrated logits, -logsumexp (Liu et al., 2020). It is high when
+      no intent's logit fires, and catches near-domain requests (a mortgage rate, a pension) that lie
+      close to banking in the embedding space but match no intent well.
+
+    Models saved without the standardisation (``scale``) score by the distance alone.
+    """
 
     means: np.ndarray  # (classes, dim)
     precision: np.ndarray  # (dim, dim)
-    threshold: float  # distances above this are out of scope
+    threshold: float  # scores above this are out of scope
+    scale: np.ndarray | None = None  # (2, 2): mean and standard deviation of log distance, then of energy
+
+    def score(self, embeddings: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """Per row, higher is further out of scope; ``logits``: the head's calibrated logits for the rows."""
+        distance = self.distance(embeddings)
+        if self.scale is None:
+            return distance
+        return ((self._measures(distance, logits) - self.scale[:, 0]) / self.scale[:, 1]).sum(axis=1)
+
+    def fit_scale(self, embeddings: np.ndarray, logits: np.ndarray) -> None:
+        """Standardise both measures on these rows (in-scope messages the model gets right)."""
+        measures = self._measures(self.distance(embeddings), logits)
+        self.scale = np.stack([measures.mean(axis=0), np.maximum(measures.std(axis=0), 1e-6)], axis=1)
+
+    @staticmethod
+    def _measures(distance: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """(rows, 2): log distance (its spread is closer to normal than the distance's) and free energy."""
+        top = logits.max(axis=1)
+        energy = -(top + np.log(np.exp(logits - top[:, None]).sum(axis=1)))
+        return np.stack([np.log(np.maximum(distance, 1e-6)), energy], axis=1)
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, labels: np.ndarray, classes: int) -> "OutOfScope":
@@ -81,6 +112,10 @@ class IntentHead:
         """The linear head's own scores, before calibration and without the lexical part."""
         return embeddings @ self.weight.T + self.bias
 
+    def out_of_scope_scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """``OutOfScope.score`` of each embedding; the model must have out-of-scope statistics."""
+        return self.oos.score(embeddings, self.logits(embeddings) / self.temperature)
+
     def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Calibrated probabilities of each intent; ``texts`` (the embedded texts) are needed when the
         model has a lexical part."""
@@ -101,6 +136,8 @@ class IntentHead:
         tensors = {"weight": self.weight, "bias": self.bias}
         if self.oos is not None:
             tensors |= {"oos_means": self.oos.means, "oos_precision": self.oos.precision}
+            if self.oos.scale is not None:
+                tensors["oos_scale"] = self.oos.scale
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                   str(directory / "head.safetensors"))
         if self.lexical is not None:
@@ -129,7 +166,7 @@ class IntentHead:
         t = load_file(str(head_file))
         oos = None
         if "oos_means" in t and config.get("oos_threshold") is not None:
-            oos = OutOfScope(t["oos_means"], t["oos_precision"], float(config["oos_threshold"]))
+            oos = OutOfScope(t["oos_means"], t["oos_precision"], float(config["oos_threshold"]), t.get("oos_scale"))
         adapter, lexical = config.get("adapter"), config.get("lexical")
         return cls(labels=config["labels"], weight=t["weight"], bias=t["bias"],
                    temperature=float(config["temperature"]), threshold=float(config["threshold"]),
@@ -148,7 +185,7 @@ def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path
 class Prediction:
     top: list[IntentScore]  # best first
     out_of_scope: bool
-    distance: float | None  # Mahalanobis distance from the nearest intent, where the model has one
+    out_of_scope_score: float | None  # see OutOfScope.score; None where the model has no statistics
     probabilities: dict[str, float] = field(default_factory=dict)  # every intent, for retrieval
     embedding: np.ndarray | None = None  # the text's unit-length sentence embedding
 
@@ -174,12 +211,12 @@ class IntentClassifier:
         embeddings = self.encoder.encode(texts)
         probs = self.head.probabilities(embeddings, texts)
         ranked = np.argsort(-probs, axis=1)[:, :k]
-        distances = self.head.oos.distance(embeddings) if self.head.oos else [None] * len(texts)
+        scores = self.head.out_of_scope_scores(embeddings) if self.head.oos else [None] * len(texts)
         return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
                            out_of_scope=d is not None and d > self.head.oos.threshold,
-                           distance=None if d is None else round(float(d), 2),
+                           out_of_scope_score=None if d is None else round(float(d), 4),
                            probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e)
-                for p, row, d, e in zip(probs, ranked, distances, embeddings)]
+                for p, row, d, e in zip(probs, ranked, scores, embeddings)]
 
     def escalates(self, prediction: Prediction) -> bool:
         """Whether the classifier alone hands this message to a person: out of scope, or unsure."""

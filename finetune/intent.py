@@ -160,7 +160,7 @@ def escalations(head: IntentHead, embeddings: np.ndarray, texts: list[str], prob
     """What the classifier escalates: unsure, or out of scope."""
     probs = head.probabilities(embeddings, texts) if probs is None else probs
     unsure = probs.max(axis=1) < head.threshold
-    return unsure | (head.oos.distance(embeddings) > head.oos.threshold) if head.oos else unsure
+    return unsure | (head.out_of_scope_scores(embeddings) > head.oos.threshold) if head.oos else unsure
 
 
 def handed_over(texts: list[str]) -> np.ndarray:
@@ -180,8 +180,9 @@ def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray,
     half = max(budget - float(handed_over(texts)[correct].mean()), 0.0) / 2
     # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
     low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
-    far = float(np.quantile(head.oos.distance(embeddings)[correct], 1 - half, method="higher"))
-    head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 100) / 100
+    head.oos.fit_scale(embeddings[correct], head.logits(embeddings[correct]) / head.temperature)
+    far = float(np.quantile(head.out_of_scope_scores(embeddings)[correct], 1 - half, method="higher"))
+    head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 1e4) / 1e4
 
 
 def write_reports(out: Path, labels: list[str], truth: list[str], predicted: list[str]) -> None:
@@ -443,7 +444,8 @@ def train(args: argparse.Namespace) -> dict:
     if inherit:
         head.temperature, head.threshold = parent_head.temperature, parent_head.threshold
         head.lexical_weight = parent_head.lexical_weight if lexical else 0.0
-        head.oos.threshold = parent_head.oos.threshold if parent_head.oos else float("inf")
+        if parent_head.oos:
+            head.oos.threshold, head.oos.scale = parent_head.oos.threshold, parent_head.oos.scale
         details["calibration"] = f"the parent's ({parent})"
     else:
         head.temperature, head.lexical_weight = fit_calibration(

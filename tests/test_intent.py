@@ -76,14 +76,28 @@ def test_escalation_budget_counts_the_customers_own_words_first():
         "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
 
 
-def test_head_round_trip_keeps_predictions(tmp_path):
+@pytest.mark.parametrize("standardised", [True, False])
+def test_head_round_trip_keeps_predictions(tmp_path, standardised):
+    """Probabilities and out-of-scope scores survive saving; a model saved without the out-of-scope
+    standardisation (as before it existed) still scores by the distance alone."""
+    from agent.intent import OutOfScope
+
     rng = np.random.default_rng(0)
     weight = np.asfortranarray(rng.normal(size=(3, 8)).astype(np.float32))  # sklearn's coef_ layout
-    head = IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.5, 0.4, "enc", {})
+    train = rng.normal(size=(60, 8)).astype(np.float32)
+    head = IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.5, 0.4, "enc", {},
+                      oos=OutOfScope.fit(train, np.arange(60) % 3, 3))
+    head.oos.threshold = 2.5
+    if standardised:
+        head.oos.fit_scale(train, head.logits(train) / head.temperature)
     head.save(tmp_path)
     loaded = IntentHead.load(tmp_path)
     x = rng.normal(size=(5, 8)).astype(np.float32)
     assert np.allclose(loaded.probabilities(x), head.probabilities(x), atol=1e-6)
+    assert np.allclose(loaded.out_of_scope_scores(x), head.out_of_scope_scores(x), rtol=1e-5)
+    assert (loaded.oos.scale is None) == (not standardised) and loaded.oos.threshold == 2.5
+    if not standardised:
+        assert np.array_equal(loaded.out_of_scope_scores(x), loaded.oos.distance(x))
 
 
 def test_missing_or_foreign_artefact_is_a_clear_error(tmp_path):

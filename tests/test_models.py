@@ -93,6 +93,7 @@ def test_new_intent_is_learnt_and_versioned(loop):
     parent = IntentHead.load(DEFAULT_DIR)
     assert (clf.head.temperature, clf.head.lexical_weight, clf.threshold, clf.head.oos.threshold) == (
         parent.temperature, parent.lexical_weight, parent.threshold, parent.oos.threshold)
+    assert parent.oos.scale is not None and np.array_equal(clf.head.oos.scale, parent.oos.scale)
     assert clf.head.lexical is not None and "travel" in clf.head.lexical.vocabulary
     held = read_examples(EXAMPLES / "travel_notification-heldout.jsonl")
     predicted = [p.top[0].intent for p in clf.classify([e.text for e in held])]

@@ -77,3 +77,16 @@ def test_mahalanobis_distance_matches_direct_formula():
     direct = [min(float((v - m) @ oos.precision @ (v - m)) for m in oos.means) for v in q]
     assert np.allclose(oos.distance(q), direct, rtol=1e-4)
     assert oos.distance(oos.means[:1] + 0)[0] < 1e-3 < oos.distance(oos.means[:1] + 10)[0]
+
+
+def test_out_of_scope_score_sums_standardised_distance_and_energy():
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(300, 5)).astype(np.float32), rng.integers(0, 3, 300)
+    logits = rng.normal(size=(300, 3)).astype(np.float32)
+    oos = OutOfScope.fit(x, labels, 3)
+    assert np.array_equal(oos.score(x, logits), oos.distance(x))  # not standardised yet: the distance alone
+    oos.fit_scale(x, logits)
+    assert abs(oos.score(x, logits).mean()) < 1e-3  # each measure has mean 0 on the rows it was fitted on
+    one = x[:1]
+    assert oos.score(one, np.zeros((1, 3)))[0] > oos.score(one, np.array([[9.0, 0, 0]]))[0]  # no intent fires
+    assert oos.score(one * 20, logits[:1])[0] > oos.score(one, logits[:1])[0]  # far from every intent
