@@ -63,7 +63,9 @@ class OutOfScope:
     def fit_scale(self, embeddings: np.ndarray, logits: np.ndarray) -> None:
         """Standardise both measures on these rows (in-scope messages the model gets right)."""
         measures = self._measures(self.distance(embeddings), logits)
-        self.scale = np.stack([measures.mean(axis=0), np.maximum(measures.std(axis=0), 1e-6)], axis=1)
+        # float32, as saved: the threshold is chosen on exactly the scores a loaded model computes
+        spread = np.maximum(measures.std(axis=0), 1e-6)
+        self.scale = np.stack([measures.mean(axis=0), spread], axis=1).astype(np.float32)
 
     @staticmethod
     def _measures(distance: np.ndarray, logits: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Intent benchmark: the agent's classifier beside TF-IDF + logistic regression, trained in the same run.
 
-    python bench/intent.py [--model DIR] [--test FILE] [--oos FILE] [--repeats 200]
+    python bench/intent.py [--model DIR] [--test FILE] [--oos FILE ...] [--repeats 200]
 
 Held-out data: ``--test`` if given (e.g. the Banking77 test split), else the validation split that
 finetune/intent.py held out (same seed; it was used for early stopping and thresholds, so figures
@@ -9,11 +9,15 @@ latency (median, p95) and batch throughput, for the agent's classifier on both e
 (ONNX Runtime, the default, and torch) and for the TF-IDF baseline; and accuracy again with one to
 three customer details (card digits, order numbers, contact details, dates, amounts from
 ``bench/entity_clauses.txt``, worded unlike the training augmentation) added to each message, and
-on 30 hand-written requests full of details (``data/examples/entity_heavy.jsonl``).
+on 30 hand-written requests full of details (``data/examples/entity_heavy.jsonl``). Out of scope:
+the share of each ``--oos`` file escalated (default: every file in ``data/out_of_scope/``), beside
+the same head scoring by the Mahalanobis distance alone, its threshold fitted the same way on the
+validation split in the same run.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import sys
@@ -27,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from finetune.data import read_examples  # noqa: E402
-from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN  # noqa: E402
+from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN, escalations, fit_thresholds  # noqa: E402
 
 
 def split(train_file: str, fraction: float, seed: int):
@@ -61,6 +65,15 @@ def with_details(texts: list[str], seed: int) -> list[str]:
     return out
 
 
+def distance_alone(clf, texts: list[str], labels: list[str]):
+    """The classifier's head scoring out of scope by the Mahalanobis distance alone (as models did
+    before the energy term), both thresholds fitted on ``texts`` the way finetune/intent.py fits them."""
+    head = dataclasses.replace(clf.head, oos=dataclasses.replace(clf.head.oos, scale=None))
+    fit_thresholds(head, clf.encoder.encode(texts), np.array([head.labels.index(y) for y in labels]), texts,
+                   head.metrics.get("escalate_budget", 0.015), standardise=False)
+    return head
+
+
 def latency(fn, texts: list[str], repeats: int) -> tuple[float, float]:
     for t in texts[:10]:
         fn(t)  # warm-up
@@ -91,7 +104,8 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--train", default=str(DEFAULT_TRAIN))
     p.add_argument("--test")
-    p.add_argument("--oos", default=str(DEFAULT_OOS))
+    p.add_argument("--oos", nargs="+", default=sorted(str(f) for f in DEFAULT_OOS.parent.glob("*.txt")),
+                   help="files of out-of-scope queries, one a line (the table's oos column is the first)")
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args()
@@ -101,14 +115,17 @@ def main() -> None:
     from sklearn.pipeline import make_pipeline
 
     tr_x, va_x, tr_y, va_y = split(args.train, 0.1, args.seed)
+    validation = va_x, va_y  # what the distance-alone thresholds are fitted on, even with --test
     if args.test:
         held = read_examples(args.test)
         va_x, va_y = [e.text for e in held], [e.intent for e in held]
-    oos = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
+    oos_sets = {Path(f).name: [q.strip() for q in Path(f).read_text(encoding="utf-8").splitlines() if q.strip()]
+                for f in args.oos}
+    oos = next(iter(oos_sets.values()))
     detailed = with_details(va_x, args.seed)
     heavy = read_examples(ENTITY_HEAVY)
     print(f"held-out: {len(va_x)} messages ({'--test file' if args.test else 'validation split'}); "
-          f"out-of-scope: {len(oos)} queries", file=sys.stderr)
+          f"out-of-scope: {', '.join(f'{n} {len(q)}' for n, q in oos_sets.items())} queries", file=sys.stderr)
 
     rows = []
     t0 = time.perf_counter()
@@ -131,6 +148,19 @@ def main() -> None:
         answered = [not clf.escalates(pr) for pr in preds]
         kept = float(np.mean([a and t == p for a, t, pr, p in zip(answered, va_y, preds, predicted)]))
         oos_escalated = float(np.mean([clf.escalates(pr) for pr in clf.classify(oos)]))
+        alone = (distance_alone(clf, *validation)
+                 if clf.head.oos is not None and set(validation[1]) <= set(clf.head.labels) else None)
+
+        def escalated(head, texts: list[str]) -> np.ndarray:
+            return escalations(head, clf.encoder.encode(texts), texts)
+
+        oos_note = "; out of scope escalated: " + ", ".join(
+            f"{n} {escalated(clf.head, q).mean():.3f}"
+            + ("" if alone is None else f" (distance alone {escalated(alone, q).mean():.3f})")
+            for n, q in oos_sets.items())
+        if alone is not None:
+            right = np.array([t == p for t, p in zip(va_y, predicted)])
+            oos_note += f"; kept by the distance alone {float((right & ~escalated(alone, va_x)).mean()):.3f}"
         # As `support-agent classify` reports it: every reason to escalate (a person asked for, anger, ...).
         understood = [agent.understand(t) for t in va_x]
         kept_all = float(np.mean([not u.escalate and u.intent == t for u, t in zip(understood, va_y)]))
@@ -158,7 +188,7 @@ def main() -> None:
                      f"with every escalation reason, kept {kept_all:.3f} ({handed_over:.1%} more handed over "
                      f"for the customer's words: a person asked for, anger, legal); with customer details "
                      f"added: acc {detailed_acc:.3f}, kept {detailed_kept:.3f}; hand-written requests full of "
-                     f"details: {heavy_right}/{len(heavy)} right, {heavy_kept} of them answered{ablation}"))
+                     f"details: {heavy_right}/{len(heavy)} right, {heavy_kept} of them answered{ablation}{oos_note}"))
 
     print(f"\n{'model':58} {'acc':>6} {'mF1':>6} {'kept':>6} {'oos':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
     for name, acc, f1, kept, oos_rate, med, p95, tput, note in rows:

@@ -169,10 +169,11 @@ def handed_over(texts: list[str]) -> np.ndarray:
 
 
 def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray, texts: list[str],
-                   budget: float) -> None:
+                   budget: float, standardise: bool = True) -> None:
     """Set both escalation thresholds on validation data, so that with the hand-overs the customer's
     words cause, escalation takes at most ``budget`` of the correctly answered messages: what the
-    hand-overs leave is split evenly between low confidence and out of scope."""
+    hand-overs leave is split evenly between low confidence and out of scope. ``standardise=False``
+    keeps the head's out-of-scope scale as it is (None: the distance alone, as bench/intent.py compares)."""
     probs = head.probabilities(embeddings, texts)
     correct = probs.argmax(axis=1) == labels
     if not correct.any():
@@ -180,7 +181,8 @@ def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray,
     half = max(budget - float(handed_over(texts)[correct].mean()), 0.0) / 2
     # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
     low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
-    head.oos.fit_scale(embeddings[correct], head.logits(embeddings[correct]) / head.temperature)
+    if standardise:
+        head.oos.fit_scale(embeddings[correct], head.logits(embeddings[correct]) / head.temperature)
     far = float(np.quantile(head.out_of_scope_scores(embeddings)[correct], 1 - half, method="higher"))
     head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 1e4) / 1e4
 
