@@ -104,8 +104,9 @@ def main() -> None:
     p.add_argument("--model", default="default")
     p.add_argument("--train", default=str(DEFAULT_TRAIN))
     p.add_argument("--test")
-    p.add_argument("--oos", nargs="+", default=sorted(str(f) for f in DEFAULT_OOS.parent.glob("*.txt")),
-                   help="files of out-of-scope queries, one a line (the table's oos column is the first)")
+    p.add_argument("--oos", nargs="+", help="files of out-of-scope queries, one a line; the table's oos column is "
+                   "the first (default: the other-domain queries, then the rest of data/out_of_scope/)",
+                   default=[str(DEFAULT_OOS)] + sorted(str(f) for f in DEFAULT_OOS.parent.glob("*.txt") if f != DEFAULT_OOS))
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args()
