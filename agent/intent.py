@@ -114,14 +114,19 @@ class IntentHead:
         """The linear head's own scores, before calibration and without the lexical part."""
         return embeddings @ self.weight.T + self.bias
 
+    def calibrated_logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """The head's own scores over the temperature: what the probabilities and the out-of-scope
+        energy are computed from (the lexical part comes on top, for the probabilities only)."""
+        return self.logits(embeddings) / self.temperature
+
     def out_of_scope_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """``OutOfScope.score`` of each embedding; the model must have out-of-scope statistics."""
-        return self.oos.score(embeddings, self.logits(embeddings) / self.temperature)
+        return self.oos.score(embeddings, self.calibrated_logits(embeddings))
 
     def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Calibrated probabilities of each intent; ``texts`` (the embedded texts) are needed when the
         model has a lexical part."""
-        logits = self.logits(embeddings) / self.temperature
+        logits = self.calibrated_logits(embeddings)
         if self.lexical is not None:
             if texts is None:
                 raise ValueError("this intent model has a lexical part: probabilities() needs the texts")

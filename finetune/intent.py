@@ -182,7 +182,7 @@ def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray,
     # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
     low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
     if standardise:
-        head.oos.fit_scale(embeddings[correct], head.logits(embeddings[correct]) / head.temperature)
+        head.oos.fit_scale(embeddings[correct], head.calibrated_logits(embeddings[correct]))
     far = float(np.quantile(head.out_of_scope_scores(embeddings)[correct], 1 - half, method="higher"))
     head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 1e4) / 1e4
 

@@ -89,7 +89,7 @@ def test_head_round_trip_keeps_predictions(tmp_path, standardised):
                       oos=OutOfScope.fit(train, np.arange(60) % 3, 3))
     head.oos.threshold = 2.5
     if standardised:
-        head.oos.fit_scale(train, head.logits(train) / head.temperature)
+        head.oos.fit_scale(train, head.calibrated_logits(train))
     head.save(tmp_path)
     loaded = IntentHead.load(tmp_path)
     x = rng.normal(size=(5, 8)).astype(np.float32)
