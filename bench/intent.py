@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from finetune.data import read_examples  # noqa: E402
-from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN, escalations, fit_thresholds  # noqa: E402
+from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN, ESCALATE_BUDGET, escalations, fit_thresholds  # noqa: E402
 
 
 def split(train_file: str, fraction: float, seed: int):
@@ -65,13 +65,13 @@ def with_details(texts: list[str], seed: int) -> list[str]:
     return out
 
 
-def distance_alone(clf, texts: list[str], labels: list[str]):
-    """The classifier's head scoring out of scope by the Mahalanobis distance alone (as models did
-    before the energy term), both thresholds fitted on ``texts`` the way finetune/intent.py fits them."""
-    head = dataclasses.replace(clf.head, oos=dataclasses.replace(clf.head.oos, scale=None))
-    fit_thresholds(head, clf.encoder.encode(texts), np.array([head.labels.index(y) for y in labels]), texts,
-                   head.metrics.get("escalate_budget", 0.015), standardise=False)
-    return head
+def distance_alone(head, embeddings: np.ndarray, texts: list[str], labels: list[str]):
+    """``head`` scoring out of scope by the Mahalanobis distance alone (as models did before the
+    energy term), both thresholds fitted on these validation messages the way finetune/intent.py fits them."""
+    alone = dataclasses.replace(head, oos=dataclasses.replace(head.oos, scale=None))
+    fit_thresholds(alone, embeddings, np.array([alone.labels.index(y) for y in labels]), texts,
+                   alone.metrics.get("escalate_budget", ESCALATE_BUDGET), standardise=False)
+    return alone
 
 
 def latency(fn, texts: list[str], repeats: int) -> tuple[float, float]:
@@ -122,7 +122,7 @@ def main() -> None:
         va_x, va_y = [e.text for e in held], [e.intent for e in held]
     oos_sets = {Path(f).name: [q.strip() for q in Path(f).read_text(encoding="utf-8").splitlines() if q.strip()]
                 for f in args.oos}
-    oos = next(iter(oos_sets.values()))
+    first_oos = next(iter(oos_sets))  # the table's oos column
     detailed = with_details(va_x, args.seed)
     heavy = read_examples(ENTITY_HEAVY)
     print(f"held-out: {len(va_x)} messages ({'--test file' if args.test else 'validation split'}); "
@@ -148,20 +148,20 @@ def main() -> None:
         acc, f1 = scores(va_y, predicted)
         answered = [not clf.escalates(pr) for pr in preds]
         kept = float(np.mean([a and t == p for a, t, pr, p in zip(answered, va_y, preds, predicted)]))
-        oos_escalated = float(np.mean([clf.escalates(pr) for pr in clf.classify(oos)]))
-        alone = (distance_alone(clf, *validation)
-                 if clf.head.oos is not None and set(validation[1]) <= set(clf.head.labels) else None)
-
-        def escalated(head, texts: list[str]) -> np.ndarray:
-            return escalations(head, clf.encoder.encode(texts), texts)
-
+        embedded = {n: (clf.encoder.encode(q), q) for n, q in oos_sets.items()}  # each set encoded once
+        oos_escalated = float(escalations(clf.head, *embedded[first_oos]).mean())
+        held_e = np.stack([pr.embedding for pr in preds])
+        alone = None
+        if clf.head.oos is not None and set(validation[1]) <= set(clf.head.labels):
+            val_e = held_e if not args.test else clf.encoder.encode(validation[0])
+            alone = distance_alone(clf.head, val_e, *validation)
         oos_note = "; out of scope escalated: " + ", ".join(
-            f"{n} {escalated(clf.head, q).mean():.3f}"
-            + ("" if alone is None else f" (distance alone {escalated(alone, q).mean():.3f})")
-            for n, q in oos_sets.items())
+            f"{n} {escalations(clf.head, e, q).mean():.3f}"
+            + ("" if alone is None else f" (distance alone {escalations(alone, e, q).mean():.3f})")
+            for n, (e, q) in embedded.items())
         if alone is not None:
             right = np.array([t == p for t, p in zip(va_y, predicted)])
-            oos_note += f"; kept by the distance alone {float((right & ~escalated(alone, va_x)).mean()):.3f}"
+            oos_note += f"; kept by the distance alone {float((right & ~escalations(alone, held_e, va_x)).mean()):.3f}"
         # As `support-agent classify` reports it: every reason to escalate (a person asked for, anger, ...).
         understood = [agent.understand(t) for t in va_x]
         kept_all = float(np.mean([not u.escalate and u.intent == t for u, t in zip(understood, va_y)]))

@@ -66,6 +66,7 @@ from finetune.data import read_examples
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
 DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
+ESCALATE_BUDGET = 0.015  # share of correctly answered validation messages escalation may take
 DEFAULT_HELDOUT = REPO / "data" / "heldout" / "intent.jsonl"  # what promotion compares versions on
 SHIPPED = DEFAULT_DIR
 PROMOTION_METRICS = ("accuracy", "macro_f1")  # compared on the held-out set; higher is better
@@ -106,7 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its checkpoints (LoRA steps, computed embeddings)")
     p.add_argument("--validation-fraction", type=float, default=0.1)
-    p.add_argument("--escalate-budget", type=float, default=0.015,
+    p.add_argument("--escalate-budget", type=float, default=ESCALATE_BUDGET,
                    help="share of correctly answered validation messages escalation (every reason) may take")
     p.add_argument("--seed", type=int, default=13)
     args = p.parse_args(argv)
