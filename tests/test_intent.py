@@ -76,6 +76,26 @@ def test_escalation_budget_counts_the_customers_own_words_first():
         "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
 
 
+def test_thresholds_can_keep_the_distance_alone():
+    """``standardise=False`` (bench/intent.py's comparison) leaves a head without a scale scoring by the
+    distance, its threshold a quantile of the distances; the default standardises first."""
+    from agent.intent import OutOfScope
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, size=300)
+    weight = rng.normal(size=(3, 6)).astype(np.float32)
+    embeddings = (weight[labels] + rng.normal(scale=0.5, size=(300, 6))).astype(np.float32)
+    texts = ["where is my card"] * 300
+    heads = [IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.0, 0.0, "enc", {},
+                        oos=OutOfScope.fit(embeddings, labels, 3)) for _ in range(2)]
+    train_intent.fit_thresholds(heads[0], embeddings, labels, texts, budget=0.1, standardise=False)
+    train_intent.fit_thresholds(heads[1], embeddings, labels, texts, budget=0.1)
+    assert heads[0].oos.scale is None and heads[1].oos.scale is not None
+    assert heads[0].oos.threshold >= np.quantile(heads[0].oos.distance(embeddings), 0.9)  # a distance, not a z-sum
+    assert heads[1].oos.threshold < 10 < heads[0].oos.threshold
+    assert heads[0].threshold == heads[1].threshold  # the confidence threshold does not depend on it
+
+
 @pytest.mark.parametrize("standardised", [True, False])
 def test_head_round_trip_keeps_predictions(tmp_path, standardised):
     """Probabilities and out-of-scope scores survive saving; a model saved without the out-of-scope
