@@ -8,8 +8,9 @@ Steps, all with fixed seeds: a stratified validation split (or ``--validation``,
 on the frozen encoder's embeddings (``--method head`` stops here; for ``lora`` it initialises the
 head); for ``lora``, the Hugging Face Trainer fine-tunes LoRA adapters on every linear layer of the
 encoder together with the head (mean pooling, as the encoder was pre-trained), with early stopping
-on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run);
-each time a training example is read, it has customer details (card digits, order numbers, contact
+on validation accuracy and a checkpoint each epoch (``--resume`` continues an interrupted run),
+in batches of similar length (``LengthGroupedEpochs``: less than half the padding, twice as fast);
+in each epoch a training example has customer details (card digits, order numbers, contact
 details, dates, amounts) added with probability ``--entity-noise`` (``finetune/augment.py``);
 a TF-IDF logistic regression on the training texts (``agent/lexical.py``; ``--no-lexical``
 leaves it out); then a temperature and the lexical model's weight, fitted together on validation
@@ -255,7 +256,11 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         greater_is_better=True, logging_steps=50, report_to=[], seed=args.seed, data_seed=args.seed,
         remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
         disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
-    trainer = Trainer(
+    class GroupedTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return LengthGroupedEpochs(train_dataset or self.train_dataset, self.args.train_batch_size, self.args.seed)
+
+    trainer = GroupedTrainer(
         model=model, args=training,
         train_dataset=NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed),
         eval_dataset=NoisyExamples(val_texts, val_labels, tokenizer, 0.0, args.seed),
@@ -267,6 +272,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
         result = trainer.train(resume_from_checkpoint=True if resume else None)
     encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
     encoder.save_pretrained(str(out / "adapter"))
+    (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
                for h in trainer.state.log_history if "eval_accuracy" in h]
     shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
@@ -279,21 +285,62 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
 
 class NoisyExamples(torch.utils.data.Dataset):
     """Tokenized examples, a share of them with customer details added (``finetune.augment``), drawn
-    afresh each time one is read: every epoch sees each query both ways in a different mix. With
-    share 0 (validation), the texts as they are."""
+    afresh for each epoch (``draw``) from the seed and the epoch: every epoch sees each query both ways
+    in a different mix, and a resumed run sees the same draws. With share 0 (validation), the texts as
+    they are."""
 
     def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, share: float, seed: int):
-        self.texts, self.labels, self.tokenizer, self.share = texts, labels, tokenizer, share
-        self.rng = random.Random(seed)
+        self.texts, self.labels, self.tokenizer, self.share, self.seed = texts, labels, tokenizer, share, seed
+        self.draw(0)
+
+    def draw(self, epoch: int) -> np.ndarray:
+        """Choose and tokenize this epoch's texts; returns their lengths in tokens."""
+        rng = random.Random(f"{self.seed}:{epoch}")
+        texts = [add_entity_noise(t, rng) if rng.random() < self.share else t for t in self.texts]
+        self.input = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)
+        return np.array([len(ids) for ids in self.input["input_ids"]])
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def __getitem__(self, i: int) -> dict:
-        text = self.texts[i]
-        if self.rng.random() < self.share:
-            text = add_entity_noise(text, self.rng)
-        return {**self.tokenizer(text, truncation=True, max_length=MAX_TOKENS), "labels": int(self.labels[i])}
+        return {**{k: v[i] for k, v in self.input.items()}, "labels": int(self.labels[i])}
+
+
+class LengthGroupedEpochs(torch.utils.data.Sampler):
+    """Training order: batches of examples of similar length, in random order. Each epoch it has the
+    dataset draw that epoch's texts, shuffles them, sorts each run of ``group`` batches by length and
+    shuffles the batches. Random batches padded every example to 2.5 times its length on average
+    (Banking77 with details added: 26 tokens a query, 66 a padded one); grouped, 27.
+
+    Like the Trainer's own ``group_by_length``, but it sorts by the lengths of the texts this epoch
+    actually trains on, which the details change, and each epoch depends only on the seed and the
+    epoch number (the Trainer calls ``set_epoch``)."""
+
+    def __init__(self, examples: NoisyExamples, batch_size: int, seed: int, group: int = 50):
+        self.examples, self.batch_size, self.seed, self.group = examples, batch_size, seed, group
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self):
+        lengths = self.examples.draw(self.epoch)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1  # a loader that never calls set_epoch still gets a new order each epoch
+        order, run = rng.permutation(len(lengths)), self.group * self.batch_size
+        batches = []
+        for start in range(0, len(order), run):
+            chunk = order[start:start + run]
+            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        # Only the last batch can be short; it stays last, or the loader would split later batches.
+        full = len(batches) - (len(batches[-1]) < self.batch_size) if batches else 0
+        shuffled = [batches[i] for i in rng.permutation(full)] + batches[full:]
+        return iter(np.concatenate(shuffled).tolist() if shuffled else [])
 
 
 class PooledClassifier(torch.nn.Module):

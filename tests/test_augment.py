@@ -4,9 +4,9 @@ import random
 import numpy as np
 
 from agent.encoder import load_tokenizer
-from agent.entities import extract
-from finetune.augment import add_entity_noise
-from finetune.intent import NoisyExamples
+from agent.entities import extract, iban_valid
+from finetune.augment import BBANS, _iban, add_entity_noise
+from finetune.intent import LengthGroupedEpochs, NoisyExamples
 
 QUERY = "Why has my transfer not arrived yet?"
 
@@ -17,11 +17,20 @@ def test_noise_keeps_the_query_and_adds_details_the_detectors_find():
     assert all(QUERY.rstrip("?") in text for text in noisy)
     assert all(len(text) > len(QUERY) + 5 for text in noisy)
     assert len(set(noisy)) > 290  # values and wording vary: not a handful of templates to memorise
-    # Most added details are entities the agent reads (the rest: random IBANs fail mod-97, names).
+    # Most added details are entities the agent reads (the rest: names, sign-offs, "last Tuesday").
     with_entities = np.mean([bool(extract(text)) for text in noisy])
     assert with_entities > 0.7
     kinds = {e.kind for text in noisy for e in extract(text)}
-    assert {"amount", "date", "email", "phone", "reference", "card_last4", "account_number", "sort_code"} <= kinds
+    assert {"amount", "date", "email", "phone", "reference", "card_last4", "account_number", "sort_code",
+            "iban"} <= kinds
+
+
+def test_added_ibans_pass_the_check_real_ones_do():
+    rng = random.Random(5)
+    ibans = [_iban(rng) for _ in range(500)]
+    assert all(iban_valid(iban) for iban in ibans)
+    assert {iban[:2] for iban in ibans} == set(BBANS)
+    assert all(len(iban.replace(" ", "")) == 4 + sum(n for _, n in BBANS[iban[:2]]) for iban in ibans)
 
 
 def test_noise_is_reproducible_from_its_seed():
@@ -39,5 +48,33 @@ def test_noisy_examples_add_details_to_a_share_and_keep_labels():
     changed = [half[i]["input_ids"] != clean for i in range(len(half))]
     assert 0.4 < np.mean(changed) < 0.6
     assert [half[i]["labels"] for i in range(6)] == [0, 1, 2, 0, 1, 2]
-    # Drawn afresh each time an example is read: a second epoch sees other details.
-    assert [half[i]["input_ids"] for i in range(20)] != [half[i]["input_ids"] for i in range(20)]
+    # Drawn afresh for each epoch, from the seed and the epoch alone: a second epoch sees other
+    # details, and drawing an epoch again (a resumed run) gives the same ones.
+    first = [half[i]["input_ids"] for i in range(20)]
+    half.draw(1)
+    assert [half[i]["input_ids"] for i in range(20)] != first
+    half.draw(0)
+    assert [half[i]["input_ids"] for i in range(20)] == first
+
+
+def test_batches_group_similar_lengths_and_cover_every_example_once():
+    tokenizer = load_tokenizer("all-MiniLM-L6-v2")
+    rng = random.Random(2)
+    texts = [" ".join(["word"] * rng.randint(2, 60)) for _ in range(1000)]  # 1000 = 31 batches of 32 + 8
+    sampler = LengthGroupedEpochs(NoisyExamples(texts, np.zeros(1000, int), tokenizer, 0.5, seed=4), 32, seed=4,
+                                  group=10)
+    def padding_efficiency(order: list[int]) -> float:
+        lengths = np.array([len(sampler.examples[i]["input_ids"]) for i in order])
+        return lengths.sum() / sum(lengths[i:i + 32].max() * len(lengths[i:i + 32]) for i in range(0, 1000, 32))
+
+    orders = []
+    for epoch in (0, 1, 0):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(1000))
+        assert padding_efficiency(order) > 0.85 > padding_efficiency(list(np.random.default_rng(epoch).permutation(1000))) + 0.25
+        orders.append(order)
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+    # The batches come in random order, not longest first in each run: that would be a curriculum.
+    means = [np.mean([len(sampler.examples[i]["input_ids"]) for i in orders[0][j:j + 32]]) for j in range(0, 992, 32)]
+    assert np.mean(np.diff(means) < 0) < 0.75
