@@ -75,12 +75,17 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def iban_mod97(rearranged: str) -> int:
+    """ISO 13616's check: letters as numbers (A = 10 ... Z = 35), the whole read as one number, mod 97;
+    ``rearranged`` is the IBAN with its first four characters moved to the end."""
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97
+
+
 def iban_valid(text: str) -> bool:
     compact = text.replace(" ", "").upper()
     if not 15 <= len(compact) <= 34:
         return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    return iban_mod97(compact[4:] + compact[:4]) == 1
 
 
 def _amount_value(m: re.Match) -> str:

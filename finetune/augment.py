@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 import string
 
+from agent.entities import iban_mod97
+
 FIRST = ["Anna", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal", "Kate", "Liam",
          "Maria", "Noah", "Olga", "Priya", "Raj", "Sofia", "Tom", "Wei"]
 LAST = ["Brown", "Garcia", "Ivanova", "Khan", "Lee", "Martin", "Novak", "Okafor", "Rossi", "Schmidt", "Tanaka",
@@ -69,7 +71,7 @@ BBAN_CHARACTERS = {"a": string.ascii_uppercase, "n": string.digits, "c": string.
 def _iban(rng: random.Random) -> str:
     country = rng.choice(sorted(BBANS))
     bban = "".join(rng.choice(BBAN_CHARACTERS[kind]) for kind, n in BBANS[country] for _ in range(n))
-    check = 98 - int("".join(str(int(c, 36)) for c in bban + country + "00")) % 97
+    check = 98 - iban_mod97(bban + country + "00")  # the check digits that make the remainder 1
     iban = f"{country}{check:02d}{bban}"
     return " ".join(iban[i:i + 4] for i in range(0, len(iban), 4)) if rng.random() < 0.7 else iban
 
