@@ -291,13 +291,16 @@ class NoisyExamples(torch.utils.data.Dataset):
 
     def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, share: float, seed: int):
         self.texts, self.labels, self.tokenizer, self.share, self.seed = texts, labels, tokenizer, share, seed
+        self.epoch = None
         self.draw(0)
 
     def draw(self, epoch: int) -> np.ndarray:
-        """Choose and tokenize this epoch's texts; returns their lengths in tokens."""
-        rng = random.Random(f"{self.seed}:{epoch}")
-        texts = [add_entity_noise(t, rng) if rng.random() < self.share else t for t in self.texts]
-        self.input = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)
+        """Choose and tokenize this epoch's texts (unless they are the ones drawn last); returns their
+        lengths in tokens."""
+        if epoch != self.epoch:
+            rng = random.Random(f"{self.seed}:{epoch}")
+            texts = [add_entity_noise(t, rng) if rng.random() < self.share else t for t in self.texts]
+            self.input, self.epoch = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS), epoch
         return np.array([len(ids) for ids in self.input["input_ids"]])
 
     def __len__(self) -> int:

@@ -55,6 +55,9 @@ def test_noisy_examples_add_details_to_a_share_and_keep_labels():
     assert [half[i]["input_ids"] for i in range(20)] != first
     half.draw(0)
     assert [half[i]["input_ids"] for i in range(20)] == first
+    drawn = half.input
+    half.draw(0)  # the sampler's first epoch, already drawn when the dataset was made
+    assert half.input is drawn
 
 
 def test_batches_group_similar_lengths_and_cover_every_example_once():
@@ -75,6 +78,7 @@ def test_batches_group_similar_lengths_and_cover_every_example_once():
         assert padding_efficiency(order) > 0.85 > padding_efficiency(list(np.random.default_rng(epoch).permutation(1000))) + 0.25
         orders.append(order)
     assert orders[0] != orders[1] and orders[0] == orders[2]
+    assert list(sampler) != orders[0]  # a loader that never calls set_epoch still gets the next epoch
     # The batches come in random order, not longest first in each run: that would be a curriculum.
     means = [np.mean([len(sampler.examples[i]["input_ids"]) for i in orders[0][j:j + 32]]) for j in range(0, 992, 32)]
     assert np.mean(np.diff(means) < 0) < 0.75
