@@ -15,20 +15,62 @@ from functools import lru_cache
 NEGATIVE, POSITIVE = -0.05, 0.05  # VADER's published cut-offs for the compound score
 ANGRY = -0.6  # strongly negative on its own means an upset customer
 
-_STAFF = r"(?:person|human|someone|somebody|people|manager|supervisor|agent|representative|advis[eo]r|operator|staff)"
-HUMAN_REQUEST = re.compile(
-    rf"\b(?:speak|talk|chat|get\s+through)\s+(?:to|with)\s+(?:a|an|some|your|the)?\s*(?:real\s+|actual\s+|live\s+)?"
-    rf"{_STAFF}\b"
+_STAFF = (r"(?:person|human(?:\s+being)?|someone|somebody|anyone|anybody|people|manager|supervisor|agents?|"
+          r"representative|rep|advis[eo]r|operator|staff(?:\s+member)?|member\s+of\s+(?:staff|your\s+team)|employee|"
+          r"colleague|specialist|whoever(?:'s|\s+is)?\s+in\s+charge|"
+          r"customer\s+services?(?:\s+(?:agent|rep|representative|advis[eo]r|team|department))?)")
+_PLATFORM = (r"(?:twitter|x|facebook|instagram|tiktok|reddit|linkedin|youtube|social\s+media|trustpilot|"
+             r"the\s+internet|online|google|yelp|the\s+app\s+store|the\s+play\s+store)")
+# Asking for a person, unless the words before turn it down ("don't need a human for this").
+PERSON = re.compile(
+    # "speak to a real person", "talk with one of your customer service agents", "speak to the fraud team"
+    rf"\b(?:speak|talk|chat|get\s+through)\s+(?:to|with)\s+(?:a|an|some|your|the|one\s+of\s+your)?\s*"
+    rf"(?:(?:real|actual|live|proper|senior|human|fraud|complaints?|support|accounts?|billing|disputes?|security|"
+    rf"technical|another|other|different|qualified)\s+){{0,2}}(?:{_STAFF}|team|department|desk)\b"
+    # "is there a person I can talk to", "I need someone to speak with"
+    rf"|\b{_STAFF}\s+(?:(?:i|we)\s+(?:can|could|may)\s+|to\s+)(?:speak|talk|chat)\s+(?:to|with)\b"
+    rf"|\b(?:reviewed|handled|looked\s+at|dealt\s+with|picked\s+up)\s+by\s+(?:a|an|one\s+of\s+your)?\s*"
+    rf"(?:real\s+|actual\s+|human\s+)?{_STAFF}\b"
     r"|\b(?:get|give|want|need|find)\s+(?:me\s+)?(?:a|an|the|your|some)\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:manager|supervisor|human|person|representative|operator)\b"
-    r"|\b(?:real|actual|live)\s+(?:person|human)\b|\b(?:human|live|real)\s+(?:agent|operator|representative)\b"
-    r"|\bhuman\s+being\b|\bcall\s+me\s+back\b|\bescalate\b"
-    r"|\b(?:put|transfer|connect)\s+me\s+(?:through\s+)?to\b"
-    # What callers say to a phone menu: the one word, "agent" or "representative, please".
-    r"|^\W*(?:an?\s+)?(?:agent|representative|operator|human|person|manager)(?:\s*,?\s*please)?\W*$", re.I)
+    r"|\b(?:a|an|any|some)\s+(?:real\s+|actual\s+)?human\b(?!\s+error)"
+    r"|\b(?:real|actual|live)\s+(?:person|human|people)\b|\b(?:human|live|real)\s+(?:agent|operator|representative)\b"
+    r"|\bhuman\s+being\b|\b(?:call|ring|phone)\s+me\s+back\b|\bgive\s+me\s+a\s+(?:call|ring)\b|\bcall\s?backs?\b"
+    r"|\bescalate\b|\b(?:put|transfer|connect|pass|forward|redirect|hand)\s+me\s+(?:through\s+|on\s+|over\s+)?"
+    r"(?:to|with)\b"
+    # What callers say to a phone menu: "agent", "representative, please", "operator operator".
+    r"|^\W*(?:(?:an?\s+)?(?:agent|representative|operator|human|person|manager)\W*)+(?:please)?\W*$", re.I)
+TURNED_DOWN = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|no\s+need\s+(?:for|to)|not|never|without)\W+(?:\w+\W+)?$",
+                         re.I)
+# Not wanting the machine: "I don't want to talk to a machine", "am I talking to a bot?", "no more bots".
+MACHINE = re.compile(
+    r"\b(?:speak|talk|chat)\w*\s+(?:to|with)\s+(?:a|an|the|this|some)\s+"
+    r"(?:bot|robot|chat\s?bot|machine|computer|AI|automated\s+\w+|recording)\b"
+    r"|\b(?:not|no|stop|enough|tired\s+of|hate|sick\s+of)\b[^.!?\n]{0,20}\b(?:chat\s?)?(?:ro)?bots?\b"
+    r"|\b(?:chat\s?)?(?:ro)?bots?\b[^.!?\n]{0,15}\b(?:useless|stupid|not\s+help\w*|can'?t\s+help|doesn'?t\s+help)", re.I)
 LEGAL = re.compile(
-    r"\b(?:lawyers?|solicitors?|attorneys?|legal\s+action|court|sue|suing|small\s+claims|ombudsman|"
-    r"financial\s+conduct\s+authority|FCA|regulator|trading\s+standards|formal\s+complaint)\b", re.I)
+    r"\b(?:(?<!for\smy\s)(?<!for\sthe\s)(?<!for\sour\s)(?<!for\sa\s)(?:lawyers?|solicitors?)|(?<!power\sof\s)attorneys?|"
+    r"legal\s+(?:action|proceedings|advice|advisor|team|counsel|department|representation)|court|sue|suing|lawsuit|"
+    r"litigation|small\s+claims|ombudsman|financial\s+conduct\s+authority|FCA|CFPB|consumer\s+financial\s+protection|"
+    r"FTC|better\s+business\s+bureau|regulator|trading\s+standards|illegal|unlawful|GDPR|ICO|"
+    r"data\s+protection\s+(?:act|law|request|complaint|officer)|subject\s+access\s+request|information\s+commissioner)\b",
+    re.I)
+COMPLAINT = re.compile(
+    r"\b(?:make|file|lodge|raise|submit|register|open|put\s+in|escalate)\s+(?:a\s+|an\s+|my\s+)?"
+    r"(?:official\s+|formal\s+)?complaint\b"
+    r"|\b(?:log|record|treat|register|take)\s+(?:this|it|that)\s+(?:down\s+)?as\s+(?:a|an)\s+(?:official\s+|formal\s+)?"
+    r"complaint\b|\b(?:formal|official)\s+complaint\b|\bformally\s+complain\w*|\bcomplain\w*\s+formally\b"
+    r"|\bcomplain(?:ing)?\s+to\s+(?:your|the|a)\s+(?:manager|supervisor|head\s+office)\b"
+    r"|\bcomplaints\s+(?:team|department|procedure|process)\b", re.I)
+# Going public: the press, reviews, social media.
+PUBLIC = re.compile(
+    r"\b(?:go(?:ing)?\s+to|contact(?:ing)?|tell(?:ing)?|writ(?:e|ing)\s+to|call(?:ing)?)\s+the\s+"
+    r"(?:press|media|papers|newspapers?|news|bbc|watchdog)\b"
+    rf"|\b(?:post|tweet|put|share|write|blast|expose|shame)\w*\s+(?:this|it|you|about\s+(?:this|you|it))"
+    rf"(?:\s+guys)?\s+(?:on|all\s+over)\s+{_PLATFORM}\b"
+    r"|\b(?:going\s+to|gonna|will|'ll)\s+hear\s+about\s+(?:this|it)\b"
+    r"|\b(?:bad|negative|one[- ]star|1[- ]star|terrible|scathing)\s+reviews?\b|\btrustpilot\b"
+    r"|\b(?:app\s+store|play\s+store)\s+review", re.I)
 # Anger that needs no second opinion: abuse, swearing, "fed up", "worst bank". Not theft ("someone
 # stole my card" is a report, not a temper).
 FURY = re.compile(
@@ -38,12 +80,18 @@ FURY = re.compile(
     r"(?:are|you)\s+(?:you\s+)?kidding(?:\s+me)?|or\s+i(?:'m|\s+am|\s+will|'ll)\s+(?:be\s+)?(?:leaving|leave|clos\w+)|"
     r"you\s+(?:stole|robbed|thieves|crooks|idiots|clowns)|fed\s+up|sick\s+(?:and\s+tired\s+)?of|had\s+enough\s+of|hate\s+(?:you|this|your)|"
     r"(?:so|very|really|extremely|i\s+am|i'm)\s+angry|what\s+the\s+(?:hell|heck|fuck)|wtf|f+u+c+k\w*|shit\w*|"
-    r"bullshit|crap|damn|bloody|(?:is|are|what)\s+a\s+(?:total\s+|complete\s+|absolute\s+)?joke)\b", re.I)
+    r"(?:no\s+one|nobody|no\s+body)\s+(?:cares|helps|is\s+helping|answers|replies|responds|gets\s+back)|"
+    r"(?:you|you're|you\s+are|are\s+you)\s+(?:\w+\s+)?(?:stupid|idiots?|morons?|clowns?|muppets?|dumb|thick)|"
+    r"thanks\s+for\s+nothing|had\s+it\s+up\s+to\s+here|wast(?:e|ing)\s+(?:of\s+)?my\s+time|fix\s+(?:it|this)\W+now|"
+    r"f[*#@!]{2,}\w*|"
+    r"bullshit|crap|damn|bloody|(?:is|are|what)\s+a\s+(?:\S+\s+)?joke)(?!\w)", re.I)
 # Words of displeasure that count together with a negative score (frustration with a problem can
 # still be answered; "annoyed, third time I ask!!" cannot).
-ANGER = re.compile(
-    r"\b(?:angry|annoyed|annoying|frustrat\w*|terrible|horrible|awful|shocking|unbelievable|ignor(?:e|ed|es|ing)\s+me|"
-    r"never\s+again|bad\s+review|social\s+media|joke)\b|!{2,}|\?{2,}", re.I)
+ANGER = re.compile(  # not when played down: "a little frustrated that the app logs me out"
+    r"\b(?<!a\slittle\s)(?<!a\sbit\s)(?<!slightly\s)(?<!somewhat\s)(?:angry|annoyed|annoying|frustrat\w*|terrible|horrible|awful|shocking|unbelievable|ignor(?:e|ed|es|ing)\s+me|"
+    r"never\s+again|joke|"
+    r"(?:very|really|so|extremely|seriously|deeply|bitterly|hugely|massively|totally)\s+"
+    r"(?:disappointed|dissatisfied|upset|unhappy|let\s+down))\b|!{2,}|\?{2,}", re.I)
 # Words VADER reads as negative that, in a bank's inbox, name the customer's problem rather than their
 # mood ("my card was stolen" scores -0.6): neutral when judging anger, so ordinary reports are answered.
 PROBLEM_WORDS = (
@@ -79,11 +127,15 @@ def sentiment(text: str) -> Sentiment:
 
 
 def handover_reason(text: str, mood: Sentiment) -> str | None:
-    """Why a person must take this message over, or None."""
-    if HUMAN_REQUEST.search(text):
-        return "asks for a person"
+    """Why a person must take this message over, or None; the gravest reason first."""
     if LEGAL.search(text):
         return "legal or regulatory threat"
+    if PUBLIC.search(text):
+        return "threatens to go public (press, reviews, social media)"
+    if COMPLAINT.search(text):
+        return "wants to make a complaint"
+    if MACHINE.search(text) or any(not TURNED_DOWN.search(text[:m.start()]) for m in PERSON.finditer(text)):
+        return "asks for a person"
     fury = FURY.search(text)
     if fury:
         return f"angry customer ('{fury.group()}', sentiment {mood.score:+.2f})"

@@ -17,7 +17,7 @@ from agent.types import Message
     ("Can I speak to the supervisor?", "asks for a person"),
     ("I need a human agent, not a bot", "asks for a person"),
     ("Representative, please.", "asks for a person"),
-    ("Please escalate this to your complaints team", "asks for a person"),
+    ("Please escalate this to your complaints team", "wants to make a complaint"),
     ("I will be contacting my lawyer about this transfer", "legal or regulatory threat"),
     ("I'm going to report you to the Financial Conduct Authority", "legal or regulatory threat"),
     ("This is ABSOLUTELY RIDICULOUS, third time I am asking!!! Useless bank.", "angry customer"),
@@ -27,6 +27,21 @@ from agent.types import Message
     ("This is the third time I'm writing and still nothing. Terrible service.", "angry customer"),
     ("Why is this taking so long?? I'm really annoyed", "angry customer"),
     ("You stole my money, give it back now", "angry customer"),
+    ("Is there a person I can talk to?", "asks for a person"),
+    ("I need to talk to a customer service representative", "asks for a person"),
+    ("connect me with an operator", "asks for a person"),
+    ("I don't want to talk to a machine", "asks for a person"),
+    ("Stop sending me bots", "asks for a person"),
+    ("Can I speak to your fraud department?", "asks for a person"),
+    ("Can someone give me a call about this?", "asks for a person"),
+    ("I'd like to make a complaint about how my dispute was handled", "wants to make a complaint"),
+    ("Please pass this to your complaints team", "wants to make a complaint"),
+    ("I'm making a subject access request under GDPR", "legal or regulatory threat"),
+    ("I will go to the press about this", "threatens to go public"),
+    ("I'll be posting about this on Twitter", "threatens to go public"),
+    ("Expect a one-star review", "threatens to go public"),
+    ("Seriously disappointed with how this was handled", "angry customer"),
+    ("I have written three times and nobody answers", "angry customer"),
 ])
 def test_handover_cues(text, reason):
     assert handover_reason(text, sentiment(text)).startswith(reason)
@@ -40,6 +55,12 @@ def test_handover_cues(text, reason):
     "My card has been lost / stolen", "How do I report my card as lost or stolen?", "Someone stole my card!",
     "Why was the exchange rate so wrong when I bought something!", "I logged in wrong and am blocked, how do I log in?",
     "Tell me a joke", "Why does my card keep getting declined? I thought I had enough money in there",
+    # Talking about people and machines without asking for one.
+    "Can I talk to you about my card payment being declined?", "I want to send money to someone abroad",
+    "The cash machine did not give me my money", "Who do I talk to about the ATM swallowing my card?",
+    "I transferred money to the wrong person", "How do I add another person to my account?",
+    "Call me at 07700 900123 about my card delivery", "Not happy that my transfer is still pending",
+    "I'm a bit disappointed my card hasn't arrived yet",
 ])
 def test_ordinary_requests_are_not_handed_over(text):
     assert handover_reason(text, sentiment(text)) is None
