@@ -7,7 +7,8 @@ writes them.
 
 An artefact may also hold ``lexical.safetensors``, a TF-IDF logistic regression
 (``agent/lexical.py``) whose log-probabilities are added to the head's logits with a weight fitted
-on validation (``lexical_weight``), together with the temperature.
+on validation (``lexical_weight``), together with the temperature; and ``handover.safetensors``, the
+learned hand-over detector (``agent/handover.py``), which reads this model's embeddings.
 
 Two signals decide escalation: the calibrated top probability (unsure between known intents) and
 an out-of-scope score (unlike anything the model was trained on; see ``OutOfScope``). Both
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import models
 from .encoder import SentenceEncoder, load_sentence_encoder
+from .handover import LABELS as HANDOVER_LABELS, HandoverHead
 from .lexical import LexicalModel
 from .settings import Settings
 from .types import AgentError, IntentScore
@@ -31,6 +33,7 @@ from .types import AgentError, IntentScore
 FORMAT = "support-agent-intent/1"
 DEFAULT_DIR = Path(__file__).parent / "data" / "intent"
 LEXICAL_FILE = "lexical.safetensors"
+HANDOVER_FILE = "handover.safetensors"
 
 
 @dataclass
@@ -109,6 +112,7 @@ class IntentHead:
     oos: OutOfScope | None = None
     lexical: LexicalModel | None = None
     lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
+    handover: HandoverHead | None = None  # the learned hand-over detector, on this model's embeddings
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """The linear head's own scores, before calibration and without the lexical part."""
@@ -147,14 +151,16 @@ class IntentHead:
                 tensors["oos_scale"] = self.oos.scale
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()},
                   str(directory / "head.safetensors"))
-        if self.lexical is not None:
-            self.lexical.save(directory / LEXICAL_FILE)
-        else:
-            (directory / LEXICAL_FILE).unlink(missing_ok=True)  # a stale one would not match this head
+        for part, file in ((self.lexical, LEXICAL_FILE), (self.handover, HANDOVER_FILE)):
+            if part is not None:
+                part.save(directory / file)
+            else:
+                (directory / file).unlink(missing_ok=True)  # a stale one would not match this head
         config = {"format": FORMAT, "encoder": self.encoder, "adapter": self.adapter, "labels": self.labels,
                   "temperature": self.temperature, "threshold": self.threshold,
                   "oos_threshold": self.oos.threshold if self.oos else None,
                   "lexical": LEXICAL_FILE if self.lexical is not None else None,
+                  "handover": HANDOVER_FILE if self.handover is not None else None,
                   "lexical_weight": self.lexical_weight, "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
@@ -174,13 +180,14 @@ class IntentHead:
         oos = None
         if "oos_means" in t and config.get("oos_threshold") is not None:
             oos = OutOfScope(t["oos_means"], t["oos_precision"], float(config["oos_threshold"]), t.get("oos_scale"))
-        adapter, lexical = config.get("adapter"), config.get("lexical")
+        adapter, lexical, handover = config.get("adapter"), config.get("lexical"), config.get("handover")
         return cls(labels=config["labels"], weight=t["weight"], bias=t["bias"],
                    temperature=float(config["temperature"]), threshold=float(config["threshold"]),
                    encoder=config["encoder"], metrics=config.get("metrics", {}),
                    adapter=str(directory / adapter) if adapter else None, oos=oos,
                    lexical=LexicalModel.load(directory / lexical) if lexical else None,
-                   lexical_weight=float(config.get("lexical_weight", 0.0)))
+                   lexical_weight=float(config.get("lexical_weight", 0.0)),
+                   handover=HandoverHead.load(directory / handover) if handover else None)
 
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -195,6 +202,7 @@ class Prediction:
     out_of_scope_score: float | None  # see OutOfScope.score; None where the model has no statistics
     probabilities: dict[str, float] = field(default_factory=dict)  # every intent, for retrieval
     embedding: np.ndarray | None = None  # the text's unit-length sentence embedding
+    handover: dict[str, float] | None = None  # the hand-over model's probabilities (agent.handover), if it has one
 
 
 class IntentClassifier:
@@ -219,11 +227,14 @@ class IntentClassifier:
         probs = self.head.probabilities(embeddings, texts)
         ranked = np.argsort(-probs, axis=1)[:, :k]
         scores = self.head.out_of_scope_scores(embeddings) if self.head.oos else [None] * len(texts)
+        handover = (self.head.handover.probabilities(embeddings) if self.head.handover
+                    else [None] * len(texts))
         return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
                            out_of_scope=d is not None and d > self.head.oos.threshold,
                            out_of_scope_score=None if d is None else round(float(d), 4),
-                           probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e)
-                for p, row, d, e in zip(probs, ranked, scores, embeddings)]
+                           probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e,
+                           handover=None if h is None else dict(zip(HANDOVER_LABELS, h.tolist())))
+                for p, row, d, e, h in zip(probs, ranked, scores, embeddings, handover)]
 
     def escalates(self, prediction: Prediction) -> bool:
         """Whether the classifier alone hands this message to a person: out of scope, or unsure."""

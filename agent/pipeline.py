@@ -73,7 +73,7 @@ class Agent:
                                  vars(mood)), None
         prediction = self.classifier.classify([text])[0]
         best = prediction.top[0]
-        reason = handover_reason(text, mood)
+        reason = handover_reason(text, mood, prediction.handover)
         if reason is None and prediction.out_of_scope:
             reason = "out of scope: unlike any request the intent model knows"
         if reason is None and best.probability < self.classifier.threshold:

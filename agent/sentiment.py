@@ -4,13 +4,18 @@ Sentiment is VADER (Hutto & Gilbert, 2014; the maintained ``vaderSentiment`` pac
 and rule model built for short informal text, with capitals, "!!!" and negation handled, offline
 and about 0.1 ms a message, which fits a per-message gate. Its compound score reads ordinary
 problems ("my card has not arrived") as neutral and abuse as strongly negative. Lexicons do not
-see intent to act, so requests for a person and legal threats are matched as explicit phrases.
+see intent to act, so requests for a person, legal threats, complaints and threats to go public are
+matched as explicit phrases, beside a learned detector over the intent model's embedding
+(``agent.handover``) that catches what the phrases do not name and overrules them where a message
+is plainly ordinary.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+from .handover import GATE, THRESHOLD
 
 NEGATIVE, POSITIVE = -0.05, 0.05  # VADER's published cut-offs for the compound score
 ANGRY = -0.6  # strongly negative on its own means an upset customer
@@ -126,16 +131,36 @@ def sentiment(text: str) -> Sentiment:
     return Sentiment(label, score)
 
 
-def handover_reason(text: str, mood: Sentiment) -> str | None:
-    """Why a person must take this message over, or None; the gravest reason first."""
+REASONS = {"person": "asks for a person", "legal": "legal or regulatory threat",
+           "complaint": "wants to make a complaint", "public": "threatens to go public (press, reviews, social media)",
+           "angry": "angry customer"}
+
+
+def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None = None) -> str | None:
+    """Why a person must take this message over, or None. ``learned``: the hand-over model's
+    probabilities for the message (``agent.handover``), where the intent model has one: it can
+    overrule a cue, and catch what no cue names."""
+    cue = cue_reason(text, mood)
+    if learned is None:
+        return cue
+    if cue is not None and learned["none"] < GATE:
+        return cue
+    label = max(REASONS, key=learned.get)
+    if learned[label] >= THRESHOLD:
+        return f"{REASONS[label]} (hand-over model, p {learned[label]:.2f})"
+    return None
+
+
+def cue_reason(text: str, mood: Sentiment) -> str | None:
+    """The reason the explicit cues give, the gravest first, or None."""
     if LEGAL.search(text):
-        return "legal or regulatory threat"
+        return REASONS["legal"]
     if PUBLIC.search(text):
-        return "threatens to go public (press, reviews, social media)"
+        return REASONS["public"]
     if COMPLAINT.search(text):
-        return "wants to make a complaint"
+        return REASONS["complaint"]
     if MACHINE.search(text) or any(not TURNED_DOWN.search(text[:m.start()]) for m in PERSON.finditer(text)):
-        return "asks for a person"
+        return REASONS["person"]
     fury = FURY.search(text)
     if fury:
         return f"angry customer ('{fury.group()}', sentiment {mood.score:+.2f})"

@@ -12,7 +12,9 @@ three customer details (card digits, order numbers, contact details, dates, amou
 on 30 hand-written requests full of details (``data/examples/entity_heavy.jsonl``). Out of scope:
 the share of each ``--oos`` file escalated (default: every file in ``data/out_of_scope/``), beside
 the same head scoring by the Mahalanobis distance alone, its threshold fitted the same way on the
-validation split in the same run.
+validation split in the same run. Hand-over: for each set in ``data/handover/``, the messages of each
+reason handed over (and with the right reason), and the ordinary requests handed over, by the cues
+alone and with the model's learned hand-over detector.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.pipeline import Agent  # noqa: E402
+from agent.sentiment import REASONS, handover_reason, sentiment  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from finetune.data import read_examples  # noqa: E402
 from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN, ESCALATE_BUDGET, escalations, fit_thresholds  # noqa: E402
@@ -43,7 +46,8 @@ def split(train_file: str, fraction: float, seed: int):
 
 
 CLAUSES = Path(__file__).with_name("entity_clauses.txt")
-ENTITY_HEAVY = Path(__file__).resolve().parent.parent / "data" / "examples" / "entity_heavy.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+ENTITY_HEAVY = REPO / "data" / "examples" / "entity_heavy.jsonl"
 
 
 def with_details(texts: list[str], seed: int) -> list[str]:
@@ -90,6 +94,28 @@ def throughput(fn, texts: list[str]) -> float:
     start = time.perf_counter()
     fn(texts)
     return len(texts) / (time.perf_counter() - start)
+
+
+HANDOVER_SETS = [REPO / "data" / "handover" / "dev.jsonl", REPO / "data" / "handover" / "test.jsonl"]
+
+
+def handover_figures(clf, path: Path) -> tuple[dict, dict]:
+    """Per label of a hand-over set: (handed over, with the right reason, messages), for the cues alone
+    and for the cues with the model's hand-over detector."""
+    examples = read_examples(path)
+    predictions = clf.classify([e.text for e in examples])
+    prefixes = {label: REASONS[label].split(" (")[0] for label in REASONS}
+
+    def tally(reasons):
+        out = {}
+        for label in [*REASONS, "none"]:
+            got = [r for e, r in zip(examples, reasons) if e.intent == label]
+            out[label] = (sum(r is not None for r in got),
+                          sum(r is not None and r.startswith(prefixes.get(label, "-")) for r in got), len(got))
+        return out
+    cues = [handover_reason(e.text, sentiment(e.text)) for e in examples]
+    combined = [handover_reason(e.text, sentiment(e.text), p.handover) for e, p in zip(examples, predictions)]
+    return tally(cues), tally(combined)
 
 
 def scores(truth, predicted) -> tuple[float, float]:
@@ -190,6 +216,8 @@ def main() -> None:
                      f"for the customer's words: a person asked for, anger, legal); with customer details "
                      f"added: acc {detailed_acc:.3f}, kept {detailed_kept:.3f}; hand-written requests full of "
                      f"details: {heavy_right}/{len(heavy)} right, {heavy_kept} of them answered{ablation}{oos_note}"))
+        if runtime == "onnx":
+            handover_rows = [(f.name, *handover_figures(clf, f)) for f in HANDOVER_SETS if f.is_file()]
 
     print(f"\n{'model':58} {'acc':>6} {'mF1':>6} {'kept':>6} {'oos':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
     for name, acc, f1, kept, oos_rate, med, p95, tput, note in rows:
@@ -199,6 +227,13 @@ def main() -> None:
     print("\nacc: top-1 accuracy; mF1: macro-F1; kept: correct and not escalated (in-scope); "
           "oos: share of out-of-scope queries escalated; latency for one message; msg/s for the whole "
           "held-out set in one call (median of 3).")
+    print("\nhand-over messages (data/handover/): handed over, with the right reason in brackets, of each label; "
+          "for 'none', the ordinary requests handed over (fewer is better)")
+    for name, cues, combined in handover_rows:
+        for title, tally in (("cues alone", cues), ("cues + hand-over model", combined)):
+            print(f"  {name:12} {title:24} " + "  ".join(
+                f"{label} {over}({right})/{n}" if label != "none" else f"none {over}/{n}"
+                for label, (over, right, n) in tally.items()))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ import torch
 
 from agent import models
 from agent.encoder import MAX_TOKENS, SentenceEncoder, mean_pool
+from agent.handover import LABELS as HANDOVER_LABELS
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.lexical import LexicalModel
 from agent.sentiment import handover_reason, sentiment
@@ -63,10 +64,12 @@ from agent.types import AgentError
 from finetune import script
 from finetune.augment import add_entity_noise
 from finetune.data import read_examples
+from finetune.handover import fit as fit_handover, read_handover, summary as handover_summary
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
 DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
+DEFAULT_HANDOVER = REPO / "data" / "handover" / "train.jsonl"
 ESCALATE_BUDGET = 0.015  # share of correctly answered validation messages escalation may take
 DEFAULT_HELDOUT = REPO / "data" / "heldout" / "intent.jsonl"  # what promotion compares versions on
 SHIPPED = DEFAULT_DIR
@@ -98,6 +101,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--entity-noise", type=float, default=0.5, metavar="SHARE",
                    help="with --method lora: the share of training examples given added card digits, order "
                         "numbers, contact details, dates or amounts each time they are read (0: none)")
+    p.add_argument("--handover", default=str(DEFAULT_HANDOVER) if DEFAULT_HANDOVER.is_file() else None,
+                   help="hand-over messages (JSONL with text and label) for the learned hand-over detector "
+                        "(agent/handover.py)")
+    p.add_argument("--no-handover", dest="handover", action="store_const", const=None,
+                   help="no learned hand-over detector: the explicit cues alone")
     p.add_argument("--recalibrate", action="store_true",
                    help="with --init-from: refit the temperature, lexical weight and escalation thresholds on "
                         "the validation data instead of keeping the parent's (only right when the parent's "
@@ -141,7 +149,7 @@ def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str], texts:
 
     probs = head.probabilities(embeddings, texts)
     predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    escalated = escalations(head, embeddings, texts, probs) | handed_over(texts)
+    escalated = escalations(head, embeddings, texts, probs) | handed_over(head, embeddings, texts)
     correct = np.array([p == t for p, t in zip(predicted, labels)])
     p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=head.labels, zero_division=0)
     return {
@@ -165,9 +173,12 @@ def escalations(head: IntentHead, embeddings: np.ndarray, texts: list[str], prob
     return unsure | (head.out_of_scope_scores(embeddings) > head.oos.threshold) if head.oos else unsure
 
 
-def handed_over(texts: list[str]) -> np.ndarray:
-    """What the customer's own words hand to a person, whatever the intent (the agent's other reasons)."""
-    return np.array([handover_reason(t, sentiment(t)) is not None for t in texts], dtype=bool)
+def handed_over(head: IntentHead, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
+    """What the customer's own words hand to a person, whatever the intent (the agent's other reasons):
+    the cues, and the head's hand-over model if it has one."""
+    learned = head.handover.probabilities(embeddings) if head.handover else [None] * len(texts)
+    return np.array([handover_reason(t, sentiment(t), None if p is None else dict(zip(HANDOVER_LABELS, p.tolist())))
+                     is not None for t, p in zip(texts, learned)], dtype=bool)
 
 
 def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray, texts: list[str],
@@ -180,7 +191,7 @@ def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray,
     correct = probs.argmax(axis=1) == labels
     if not correct.any():
         raise AgentError("no validation message is classified correctly: cannot choose escalation thresholds")
-    half = max(budget - float(handed_over(texts)[correct].mean()), 0.0) / 2
+    half = max(budget - float(handed_over(head, embeddings, texts)[correct].mean()), 0.0) / 2
     # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
     low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
     if standardise:
@@ -455,6 +466,7 @@ def train(args: argparse.Namespace) -> dict:
     np.random.seed(args.seed)
     started = time.time()
     tr_x, tr_y, va_x, va_y = load_data(args)
+    handover_examples = read_handover(args.handover) if args.handover else None
     label_set = sorted(set(tr_y))
     if len(label_set) < 2:
         raise AgentError(f"{args.train} needs at least two intents, found {len(label_set)}")
@@ -494,6 +506,10 @@ def train(args: argparse.Namespace) -> dict:
     head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=1.0, threshold=0.0,
                       encoder=base, metrics={}, adapter=adapter,
                       oos=OutOfScope.fit(tr_e, tr_i, len(label_set)), lexical=lexical)
+    if handover_examples:  # before the thresholds: its hand-overs count in the escalation budget
+        head.handover = fit_handover(lambda texts: encoder.encode(texts, progress=True), tr_e,
+                                     *handover_examples)
+        details["handover"] = handover_summary(args.handover, handover_examples[1], len(tr_e))
     if inherit:
         head.temperature, head.threshold = parent_head.temperature, parent_head.threshold
         head.lexical_weight = parent_head.lexical_weight if lexical else 0.0
@@ -520,9 +536,10 @@ def train(args: argparse.Namespace) -> dict:
                **details, "validation": validation}
     if args.oos:
         queries = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
+        embedded = encoder.encode(queries)
         metrics["out_of_scope"] = {"file": Path(args.oos).name, "queries": len(queries),
-                                   "escalated": round(float((escalations(head, encoder.encode(queries), queries)
-                                                             | handed_over(queries)).mean()), 4)}
+                                   "escalated": round(float((escalations(head, embedded, queries)
+                                                             | handed_over(head, embedded, queries)).mean()), 4)}
     if args.eval:
         held = read_examples(args.eval)
         held_texts = [e.text for e in held]

@@ -68,9 +68,10 @@ def test_escalation_budget_counts_the_customers_own_words_first():
     texts = ["I want to speak to a real person" if i % 10 == 0 else "where is my card" for i in range(400)]
     train_intent.fit_thresholds(head, embeddings, labels, texts, budget=0.2)
     correct = head.probabilities(embeddings).argmax(axis=1) == labels
-    handed = train_intent.handed_over(texts)[correct].mean()
+    handed = train_intent.handed_over(head, embeddings, texts)[correct].mean()
     by_classifier = train_intent.escalations(head, embeddings, texts)[correct].mean()
-    overall = (train_intent.escalations(head, embeddings, texts) | train_intent.handed_over(texts))[correct].mean()
+    overall = (train_intent.escalations(head, embeddings, texts)
+               | train_intent.handed_over(head, embeddings, texts))[correct].mean()
     assert 0.08 <= handed <= 0.12 and 0.06 <= by_classifier <= 0.2 - handed + 1e-9 and overall <= 0.2 + 1e-9
     assert train_intent.evaluate(head, embeddings, list(np.array(head.labels)[labels]), texts)[
         "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
@@ -160,7 +161,9 @@ def test_training_script_writes_model_and_reports(tmp_path, small_train, method)
     assert not (out / "adapter" / "README.md").exists()  # peft's blank model card names this machine's paths
     assert (out / "lexical.safetensors").is_file() == ("lexical" in metrics) == (method == "lora")
     assert not (out / "checkpoints").exists()  # removed after a finished run
+    assert (out / "handover.safetensors").is_file()  # the learned hand-over detector, on this encoder
     clf = IntentClassifier(str(out))
+    assert clf.head.handover is not None
     assert clf.head.labels == sorted(KEEP)
     best = clf.classify(["I want to close my account", "Play some relaxing jazz music"])
     assert best[0].top[0].intent == "terminate_account" and not best[0].out_of_scope

@@ -1,0 +1,122 @@
+"""The learned hand-over detector: fitting, storage, how it combines with the cues, and the shipped one."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from agent.handover import GATE, LABELS, THRESHOLD, HandoverHead
+from agent.intent import IntentHead
+from agent.sentiment import handover_reason, sentiment
+from agent.types import AgentError, Message
+from conftest import REPO
+from finetune import handover as train_handover
+from finetune.data import read_examples
+
+ORDINARY = dict.fromkeys(LABELS, 0.0) | {"none": 0.95}
+
+
+def learned(**probabilities) -> dict:
+    rest = (1 - sum(probabilities.values())) / (len(LABELS) - len(probabilities))
+    return {label: probabilities.get(label, rest) for label in LABELS}
+
+
+def test_fit_and_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(len(LABELS), 16)).astype(np.float32)
+    labels = [LABELS[i % len(LABELS)] for i in range(300)]
+    x = (centres[[LABELS.index(label) for label in labels]] + rng.normal(scale=0.3, size=(300, 16))).astype(np.float32)
+    head = HandoverHead.fit(x, labels)
+    assert (head.probabilities(x).argmax(axis=1) == [LABELS.index(label) for label in labels]).mean() > 0.95
+    head.save(tmp_path / "h.safetensors")
+    loaded = HandoverHead.load(tmp_path / "h.safetensors")
+    assert np.allclose(loaded.probabilities(x), head.probabilities(x), atol=1e-6)
+
+
+def test_a_label_without_examples_is_never_predicted():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    head = HandoverHead.fit(x, ["none", "person"] * 20)
+    assert head.probabilities(x)[:, LABELS.index("public")].max() < 1e-6
+
+
+def test_foreign_file_is_a_clear_error(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros((2, 4), np.float32), "bias": np.zeros(2, np.float32)}, str(tmp_path / "h"),
+              metadata={"labels": "none,other"})
+    with pytest.raises(AgentError, match="hand-over labels"):
+        HandoverHead.load(tmp_path / "h")
+
+
+def test_cues_and_model_combine():
+    ask = "I want to speak to a real person"
+    mood = sentiment(ask)
+    assert handover_reason(ask, mood) == "asks for a person"  # the cues alone, as for a model without one
+    assert handover_reason(ask, mood, learned(none=GATE - 0.01)) == "asks for a person"
+    assert handover_reason(ask, mood, learned(none=GATE)) is None  # the model is sure it is ordinary
+    plain = "could your team leader give me a bell this afternoon"
+    assert handover_reason(plain, sentiment(plain)) is None  # no cue names it
+    assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD)).startswith(
+        "asks for a person (hand-over model, p 0.50")
+    assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD - 0.01)) is None
+    assert handover_reason(plain, sentiment(plain), ORDINARY) is None
+
+
+@pytest.fixture(scope="module")
+def shipped_handover(agent):
+    classifier = agent.classifier
+    assert classifier.head.handover is not None
+    return classifier
+
+
+def hand_overs(classifier, path):
+    examples = read_examples(path)
+    predictions = classifier.classify([e.text for e in examples])
+    return [(e.intent, handover_reason(e.text, sentiment(e.text), p.handover)) for e, p in zip(examples, predictions)]
+
+
+def test_shipped_detector_on_the_development_set(shipped_handover):
+    """data/handover/dev.jsonl, 166 hand-over messages and 90 ordinary requests: 161 and 11 handed over
+    (the cues alone: 129 and 5)."""
+    results = hand_overs(shipped_handover, REPO / "data/handover/dev.jsonl")
+    reasons = [r for label, r in results if label != "none"]
+    ordinary = [r for label, r in results if label == "none"]
+    assert sum(r is not None for r in reasons) >= 0.9 * len(reasons)
+    assert sum(r is not None for r in ordinary) <= 0.15 * len(ordinary)
+
+
+def test_shipped_detector_keeps_banking_questions(shipped_handover):
+    """The held-out Banking77 queries are ordinary requests: almost none is handed over."""
+    results = hand_overs(shipped_handover, REPO / "data/heldout/intent.jsonl")
+    assert sum(r is not None for _, r in results) <= 0.01 * len(results)
+
+
+def test_agent_hands_over_what_no_cue_names(agent):
+    reply = agent.handle(Message("Could you get your team leader to give me a bell this afternoon? Cheers.", "chat"))
+    assert reply.escalate and reply.reason.startswith("asks for a person (hand-over model")
+
+
+def test_handover_cli_adds_a_detector_to_a_model(tmp_path, settings, capsys):
+    model = tmp_path / "intent"
+    shutil.copytree(REPO / "agent/data/intent", model)
+    (model / "handover.safetensors").unlink()
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps(config | {"handover": None}))  # as trained without one
+    assert IntentHead.load(model).handover is None
+    ordinary = tmp_path / "ordinary.jsonl"
+    ordinary.write_text("".join(json.dumps({"text": e.text, "intent": e.intent}) + "\n"
+                                for e in read_examples(REPO / "data/heldout/intent.jsonl")[:300]))
+    argv = ["--model", str(model), "--ordinary", str(ordinary), "--validation-fraction", "0"]
+    assert train_handover.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ordinary"] == 300 and summary["examples"]["person"] > 50
+    head = IntentHead.load(model)
+    assert head.handover is not None and head.adapter == str(model / "adapter")
+
+
+def test_handover_cli_rejects_unknown_labels(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "hello", "label": "grumpy"}) + "\n")
+    assert train_handover.main(["--train", str(bad)]) == 1
+    assert "unknown hand-over labels grumpy" in capsys.readouterr().err
