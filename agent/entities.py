@@ -32,11 +32,13 @@ _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")),
+    # Any case ("gb29 nwbk ..." in a chat): the mod-97 check below keeps out what only looks like one.
+    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.I)),
     ("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("card_last4", re.compile(
         r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s*)?"
-        r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b", re.I)),
+        r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b"
+        r"|(?<![\w*•#])(?:[*xX•#]{4}[\s-]?){1,3}(\d{4})\b", re.I)),  # a masked number: ****1234, xxxx-xxxx-xxxx-5678
     # UK account numbers (8 digits) and sort codes, only where the words say so: bare, they are any number.
     ("account_number", re.compile(r"\b(?:account|acct|a/c)\s*(?:number|no\.?|num|#)?\s*(?:is|:)?\s*(?P<acct>\d{8})\b",
                                   re.I)),
@@ -62,7 +64,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
 
 
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
-VALUE_GROUPS = {"reference": ("ref", "bare"), "card_last4": (1, 2), "account_number": ("acct",), "sort_code": ("sort",)}
+VALUE_GROUPS = {"reference": ("ref", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
+                "sort_code": ("sort",)}
 
 
 def luhn_valid(digits: str) -> bool:

@@ -93,7 +93,8 @@ FURY = re.compile(
 # Words of displeasure that count together with a negative score (frustration with a problem can
 # still be answered; "annoyed, third time I ask!!" cannot).
 ANGER = re.compile(  # not when played down: "a little frustrated that the app logs me out"
-    r"\b(?<!a\slittle\s)(?<!a\sbit\s)(?<!slightly\s)(?<!somewhat\s)(?:angry|annoyed|annoying|frustrat\w*|terrible|horrible|awful|shocking|unbelievable|ignor(?:e|ed|es|ing)\s+me|"
+    r"\b(?<!a\slittle\s)(?<!a\sbit\s)(?<!slightly\s)(?<!somewhat\s)"
+    r"(?:angry|annoyed|annoying|frustrat\w*|terrible|horrible|awful|shocking|unbelievable|ignor(?:e|ed|es|ing)\s+me|"
     r"never\s+again|joke|"
     r"(?:very|really|so|extremely|seriously|deeply|bitterly|hugely|massively|totally)\s+"
     r"(?:disappointed|dissatisfied|upset|unhappy|let\s+down))\b|!{2,}|\?{2,}", re.I)

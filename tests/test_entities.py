@@ -16,6 +16,8 @@ def kinds(text):
     ("50 CHF was taken", [("amount", "50 CHF")]),
     ("my card ending in 4821 was declined", [("card_last4", "4821")]),
     ("the last four digits are 9921", [("card_last4", "9921")]),
+    ("my card ****1234 and xxxx-xxxx-xxxx-5678", [("card_last4", "1234"), ("card_last4", "5678")]),
+    ("iban gb29 nwbk 6016 1331 9268 19", [("iban", "GB29NWBK60161331926819")]),
     ("order number 48213 not here since 12/10/2024", [("reference", "48213"), ("date", "12/10/2024")]),
     ("write to jo.smith@example.co.uk", [("email", "jo.smith@example.co.uk")]),
     ("call +44 20 7946 0958 or 07700 900123", [("phone", "+44 20 7946 0958"), ("phone", "07700 900123")]),
