@@ -133,7 +133,7 @@ def sentiment(text: str) -> Sentiment:
 
 
 REASONS = {"person": "asks for a person", "legal": "legal or regulatory threat",
-           "complaint": "wants to make a complaint", "public": "threatens to go public (press, reviews, social media)",
+           "complaint": "wants to make a complaint", "public": "threatens to go public: press, reviews or social media",
            "angry": "angry customer"}
 
 
