@@ -93,6 +93,16 @@ def _first_of_each_kind(entry: Entry, entities: list[Entity]) -> dict[str, str]:
     return first
 
 
+# Dates that take no "on": "ordered it yesterday", not "ordered it on yesterday".
+_RELATIVE_DATE = re.compile(r"(?:yesterday|today|tomorrow|tonight|this|last|next)\b", re.I)
+
+
 def _personal_sentences(entry: Entry, entities: list[Entity]) -> list[str]:
     first = _first_of_each_kind(entry, entities)
-    return [template.format(**{slot: first[slot]}) for slot, template in entry.personal.items() if slot in first]
+    return [_fill(template, slot, first[slot]) for slot, template in entry.personal.items() if slot in first]
+
+
+def _fill(template: str, slot: str, value: str) -> str:
+    if slot == "date" and _RELATIVE_DATE.match(value):
+        template = template.replace("on {date}", "{date}")
+    return template.format(**{slot: value})

@@ -59,7 +59,9 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
         rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
-        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b|\b(?:yesterday|today|tomorrow)\b", re.I)),
+        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
+        rf"|\b(?:this|yesterday|tomorrow)\s+(?:morning|afternoon|evening)\b|\b(?:tonight|last\s+night)\b"
+        rf"|\b(?:yesterday|today|tomorrow)\b", re.I)),
 ]
 
 
@@ -128,6 +130,8 @@ def extract(text: str) -> list[Entity]:
                 continue
             elif kind == "reference":
                 value = raw.upper()
+            elif kind == "date":
+                value = re.sub(r"(?i)^on\s+", "", raw)  # "on Monday" marks a date; the date is "Monday"
             elif kind == "sort_code":
                 digits = re.sub(r"\D", "", raw)
                 value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"

@@ -25,6 +25,13 @@ def test_email_reply_is_grounded_and_personal(agent):
     assert reply.passages[0] == entry.answer and len(reply.passages) == 3 and reply.source == "composer"
 
 
+@pytest.mark.parametrize("when, said", [("on 3 March", "ordering it on 3 March,"), ("on Monday", "ordering it on Monday,"),
+                                        ("yesterday", "ordering it yesterday,"), ("last week", "ordering it last week,")])
+def test_the_customers_date_reads_as_they_said_it(agent, when, said):
+    reply = agent.handle(Message(f"My new card still hasn't arrived, I ordered it {when}", "email"))
+    assert reply.intent == "card_arrival" and said in reply.text and " on on " not in reply.text
+
+
 def test_every_number_in_a_draft_comes_from_the_customer_or_the_knowledge_base(agent):
     customer = "My card payment of €19.99 on 2 May at the shop was declined, card ending 4411"
     reply = agent.handle(Message(customer, "email"))
