@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .lexical import softmax
+
 LABELS = ("none", "person", "legal", "complaint", "public", "angry")
 GATE = 0.8  # a cue is overruled when the model gives "none" at least this
 THRESHOLD = 0.5  # without a cue, a reason this probable hands the message over
@@ -36,10 +38,11 @@ class HandoverHead:
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """(rows, len(LABELS)): each message's probability of each label."""
-        logits = embeddings @ self.weight.T + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(embeddings @ self.weight.T + self.bias)
+
+    def per_message(self, embeddings: np.ndarray) -> list[dict[str, float]]:
+        """Each message's probabilities by label: what ``agent.sentiment.handover_reason`` reads."""
+        return [dict(zip(LABELS, row)) for row in self.probabilities(embeddings).tolist()]
 
     @classmethod
     def fit(cls, embeddings: np.ndarray, labels: list[str]) -> "HandoverHead":

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import models
 from .encoder import SentenceEncoder, load_sentence_encoder
-from .handover import LABELS as HANDOVER_LABELS, HandoverHead
-from .lexical import LexicalModel
+from .handover import HandoverHead
+from .lexical import LexicalModel, softmax
 from .settings import Settings
 from .types import AgentError, IntentScore
 
@@ -135,9 +135,7 @@ class IntentHead:
             if texts is None:
                 raise ValueError("this intent model has a lexical part: probabilities() needs the texts")
             logits = logits + self.lexical_weight * self.lexical.log_probabilities(texts)
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return softmax(logits)
 
     def save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
@@ -227,13 +225,12 @@ class IntentClassifier:
         probs = self.head.probabilities(embeddings, texts)
         ranked = np.argsort(-probs, axis=1)[:, :k]
         scores = self.head.out_of_scope_scores(embeddings) if self.head.oos else [None] * len(texts)
-        handover = (self.head.handover.probabilities(embeddings) if self.head.handover
-                    else [None] * len(texts))
+        handover = self.head.handover.per_message(embeddings) if self.head.handover else [None] * len(texts)
         return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
                            out_of_scope=d is not None and d > self.head.oos.threshold,
                            out_of_scope_score=None if d is None else round(float(d), 4),
                            probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e,
-                           handover=None if h is None else dict(zip(HANDOVER_LABELS, h.tolist())))
+                           handover=h)
                 for p, row, d, e, h in zip(probs, ranked, scores, embeddings, handover)]
 
     def escalates(self, prediction: Prediction) -> bool:

@@ -34,6 +34,13 @@ def terms(text: str) -> list[str]:
     return [" ".join(tokens[i:i + n]) for n in range(NGRAMS[0], NGRAMS[1] + 1) for i in range(len(tokens) - n + 1)]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax (each row's largest logit taken off first, so exp cannot overflow); the intent
+    head and the hand-over detector turn their logits into probabilities with it."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def quantized(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 with a scale per row: (int8 weights, scales). Costs no validation accuracy here."""
     scale = (np.maximum(np.abs(weight).max(axis=1), 1e-12) / 127).astype(np.float32)

@@ -104,14 +104,13 @@ def handover_figures(clf, path: Path) -> tuple[dict, dict]:
     and for the cues with the model's hand-over detector."""
     examples = read_examples(path)
     predictions = clf.classify([e.text for e in examples])
-    prefixes = {label: REASONS[label].split(" (")[0] for label in REASONS}
 
     def tally(reasons):
         out = {}
         for label in [*REASONS, "none"]:
             got = [r for e, r in zip(examples, reasons) if e.intent == label]
             out[label] = (sum(r is not None for r in got),
-                          sum(r is not None and r.startswith(prefixes.get(label, "-")) for r in got), len(got))
+                          sum(r is not None and r.startswith(REASONS.get(label, "-")) for r in got), len(got))
         return out
     cues = [handover_reason(e.text, sentiment(e.text)) for e in examples]
     combined = [handover_reason(e.text, sentiment(e.text), p.handover) for e, p in zip(examples, predictions)]

@@ -55,7 +55,6 @@ import torch
 
 from agent import models
 from agent.encoder import MAX_TOKENS, SentenceEncoder, mean_pool
-from agent.handover import LABELS as HANDOVER_LABELS
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.lexical import LexicalModel
 from agent.sentiment import handover_reason, sentiment
@@ -176,9 +175,8 @@ def escalations(head: IntentHead, embeddings: np.ndarray, texts: list[str], prob
 def handed_over(head: IntentHead, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
     """What the customer's own words hand to a person, whatever the intent (the agent's other reasons):
     the cues, and the head's hand-over model if it has one."""
-    learned = head.handover.probabilities(embeddings) if head.handover else [None] * len(texts)
-    return np.array([handover_reason(t, sentiment(t), None if p is None else dict(zip(HANDOVER_LABELS, p.tolist())))
-                     is not None for t, p in zip(texts, learned)], dtype=bool)
+    learned = head.handover.per_message(embeddings) if head.handover else [None] * len(texts)
+    return np.array([handover_reason(t, sentiment(t), p) is not None for t, p in zip(texts, learned)], dtype=bool)
 
 
 def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray, texts: list[str],
