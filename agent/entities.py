@@ -46,14 +46,14 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("amount", re.compile(
         rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
         rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
-        rf"|\b(?P<n3>{_NUMBER})\s?(?P<word>{_CURRENCY_WORD})\b"
+        rf"|\b(?P<n3>{_NUMBER})(?:\s?(?P<k3>k)\b)?\s?(?P<word>{_CURRENCY_WORD})\b"
         rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)", re.I)),  # 30€; not the 5 of "5 $10 notes"
     ("reference", re.compile(
         r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint)\s*"
         r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*"
         r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
         r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
-    ("phone", re.compile(r"(?<![\w+])(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
+    ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
                          r"|(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
     ("date", re.compile(
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
@@ -99,7 +99,7 @@ def _amount_value(m: re.Match) -> str:
                 or CURRENCY_WORDS[(m.group("word") or "").lower()])
     if re.search(r",\d{1,2}$", number) or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", number):  # 45,99 1.234,56 1.000
         number = re.sub(r"[.\s]", "", number).replace(",", ".")
-    amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") else 1)
+    amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") or m.group("k3") else 1)
     shown = f"{amount:,.2f}" if amount % 1 else f"{amount:,.0f}"
     return f"{SYMBOL_FOR[currency]}{shown}" if currency in SYMBOL_FOR else f"{shown} {currency}"
 
