@@ -93,8 +93,8 @@ def _first_of_each_kind(entry: Entry, entities: list[Entity]) -> dict[str, str]:
     return first
 
 
-# Dates that take no "on": "ordered it yesterday", not "ordered it on yesterday".
-_RELATIVE_DATE = re.compile(r"(?:yesterday|today|tomorrow|tonight|this|last|next)\b", re.I)
+# Dates that take no "on": "ordered it yesterday" or "two weeks ago", not "ordered it on yesterday".
+_RELATIVE_DATE = re.compile(r"(?:yesterday|today|tomorrow|tonight|this|last|next)\b|.*\bago$", re.I)
 
 
 def _personal_sentences(entry: Entry, entities: list[Entity]) -> list[str]:

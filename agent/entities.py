@@ -14,7 +14,7 @@ CURRENCY_SYMBOLS = {"£": "GBP", "€": "EUR", "$": "USD"}
 CURRENCY_WORDS = {
     "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "eur": "EUR", "euro": "EUR", "euros": "EUR",
-    "usd": "USD", "dollar": "USD", "dollars": "USD",
+    "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
     "chf": "CHF", "francs": "CHF", "pln": "PLN", "zloty": "PLN",
 }
 SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
@@ -47,10 +47,12 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
         rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
         rf"|\b(?P<n3>{_NUMBER})(?:\s?(?P<k3>k)\b)?\s?(?P<word>{_CURRENCY_WORD})\b"
-        rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)", re.I)),  # 30€; not the 5 of "5 $10 notes"
+        rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)"  # 30€; not the 5 of "5 $10 notes"
+        rf"|\b(?P<pence>\d{{1,2}})p\b", re.I)),  # 50p
     ("reference", re.compile(
-        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint)\s*"
-        r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*"
+        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint"
+        r"|tracking|parcel|receipt|confirmation)\s*"
+        r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*#?\s*"
         r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
         r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
     ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
@@ -61,13 +63,21 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
         rf"|\b(?:this|yesterday|tomorrow)\s+(?:morning|afternoon|evening)\b|\b(?:tonight|last\s+night)\b"
-        rf"|\b(?:yesterday|today|tomorrow)\b", re.I)),
+        rf"|\b(?:yesterday|today|tomorrow)\b"
+        rf"|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of|\d{{1,2}})\s+"
+        rf"(?:days?|weeks?|months?)\s+ago\b"
+        # "on the 5th", not "the 3rd time I've called": a preposition before, no noun after
+        rf"|\b(?:on|since|by|until|from|before|after)\s+(?P<ordinal>the\s+\d{{1,2}}(?:st|nd|rd|th)\b"
+        rf"(?:\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?)?)"
+        rf"(?!\s+(?:time|attempt|try|call|go|one|person|day|week|month|year|payment|charge|transaction|card"
+        rf"|transfer|withdrawal|instal?ment|floor|page|line|digit)s?\b)",
+        re.I)),
 ]
 
 
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
 VALUE_GROUPS = {"reference": ("ref", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
-                "sort_code": ("sort",)}
+                "sort_code": ("sort",), "date": ("ordinal",)}
 
 
 def luhn_valid(digits: str) -> bool:
@@ -94,6 +104,8 @@ def iban_valid(text: str) -> bool:
 
 
 def _amount_value(m: re.Match) -> str:
+    if m.group("pence"):
+        return f"£{int(m.group('pence')) / 100:.2f}"
     number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
     currency = (CURRENCY_SYMBOLS.get(m.group("sym") or m.group("sym4") or "") or (m.group("code") or "").upper()
                 or CURRENCY_WORDS[(m.group("word") or "").lower()])

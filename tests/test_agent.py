@@ -26,7 +26,9 @@ def test_email_reply_is_grounded_and_personal(agent):
 
 
 @pytest.mark.parametrize("when, said", [("on 3 March", "ordering it on 3 March,"), ("on Monday", "ordering it on Monday,"),
-                                        ("yesterday", "ordering it yesterday,"), ("last week", "ordering it last week,")])
+                                        ("yesterday", "ordering it yesterday,"), ("last week", "ordering it last week,"),
+                                        ("two weeks ago", "ordering it two weeks ago,"),
+                                        ("on the 5th", "ordering it on the 5th,")])
 def test_the_customers_date_reads_as_they_said_it(agent, when, said):
     reply = agent.handle(Message(f"My new card still hasn't arrived, I ordered it {when}", "email"))
     assert reply.intent == "card_arrival" and said in reply.text and " on on " not in reply.text

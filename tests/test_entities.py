@@ -13,6 +13,13 @@ def kinds(text):
     ("declined for 1,200 euros yesterday", [("amount", "€1,200"), ("date", "yesterday")]),
     ("sent $3k on Monday", [("amount", "$3,000"), ("date", "Monday")]),
     ("I paid 1k dollars, then 2k euro", [("amount", "$1,000"), ("amount", "€2,000")]),
+    ("200 bucks and a 50p fee", [("amount", "$200"), ("amount", "£0.50")]),
+    ("my ref is #88812, tracking number 1Z999AA10123456784", [("reference", "88812"),
+                                                              ("reference", "1Z999AA10123456784")]),
+    # An ordinal is a date after a preposition, not before a noun ("the 3rd time I've called").
+    ("paid two days ago, again on the 5th and on the 3rd of May 2024, the 3rd time; since the 21st",
+     [("date", "two days ago"), ("date", "the 5th"), ("date", "the 3rd of May 2024"), ("date", "the 21st")]),
+    ("on the 2nd attempt, after the 4th payment, a few weeks ago", [("date", "a few weeks ago")]),
     ("USD 40 fee", [("amount", "$40")]),
     ("50 CHF was taken", [("amount", "50 CHF")]),
     ("my card ending in 4821 was declined", [("card_last4", "4821")]),
