@@ -23,6 +23,14 @@ thresholds share the rest equally. Writes the artefact plus metrics.json, report
 confusion.png and version.json (data hash, base model, settings, metrics, parent version: see
 agent/models.py).
 
+``--refit`` then trains once more from the start, on the training and validation data together, for
+the epochs the validated run was best at (on that run's learning-rate schedule), and ships that model
+with the validated run's temperature, lexical weight, thresholds and out-of-scope standardisation
+(as scikit-learn's ``refit``): no data is left to measure it, so metrics.json reports the validated
+run (``selected`` holds its ``--eval`` and out-of-scope figures, ``refit`` the second run). It takes
+about twice as long. Do not use it when the validation data is the held-out set that promotion
+compares versions on (the shipped default's is: ``data/heldout/intent.jsonl``).
+
 ``--init-from MODEL`` starts from a trained artefact's encoder and LoRA adapter instead of the bare
 encoder, and keeps its temperature, lexical weight and escalation thresholds (``--recalibrate``
 refits them): validation data drawn from what that encoder trained on cannot measure them. Refitted
@@ -109,6 +117,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="with --init-from: refit the temperature, lexical weight and escalation thresholds on "
                         "the validation data instead of keeping the parent's (only right when the parent's "
                         "encoder has not trained on that data)")
+    p.add_argument("--refit", action="store_true",
+                   help="after choosing the epochs, calibration and thresholds on validation, train again on "
+                        "training and validation data together and ship that (the metrics stay the validated run's)")
     p.add_argument("--no-lexical", dest="lexical", action="store_false",
                    help="no TF-IDF lexical model beside the head (agent/lexical.py): the head's own probabilities")
     p.add_argument("--checkpoints", help="checkpoint directory (default OUT/checkpoints; removed on success)")
@@ -220,31 +231,40 @@ def write_reports(out: Path, labels: list[str], truth: list[str], predicted: lis
     plt.close(fig)
 
 
-def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None,
                 grid=(4.0, 16.0, 64.0)) -> tuple[np.ndarray, np.ndarray, float]:
-    """Logistic regression with its regularisation chosen on validation: (weight, bias, C)."""
+    """Logistic regression with its regularisation chosen on validation: (weight, bias, C). Without
+    validation data (a refit), the first value of ``grid``."""
     from sklearn.linear_model import LogisticRegression
 
     best = None
-    for c in grid:
+    for c in grid if val_x is not None else grid[:1]:
         model = LogisticRegression(C=c, max_iter=3000).fit(train_x, train_y)
-        acc = float((model.predict(val_x) == val_y).mean())
-        print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
+        acc = float((model.predict(val_x) == val_y).mean()) if val_x is not None else 0.0
+        if val_x is not None:
+            print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
         if best is None or acc > best[0]:
             best = (acc, model.coef_.astype(np.float32), model.intercept_.astype(np.float32), c)
     return best[1], best[2], best[3]
 
 
-def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], val_labels: np.ndarray,
-              weight: np.ndarray, bias: np.ndarray, out: Path, adapter: str | None = None
-              ) -> tuple[np.ndarray, np.ndarray, dict]:
+def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str] | None, val_labels: np.ndarray | None,
+              weight: np.ndarray, bias: np.ndarray, out: Path, checkpoints: Path, adapter: str | None = None,
+              stop_after: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """LoRA + head fine-tuning with the Trainer (a new adapter, or ``adapter`` trained on); saves the
-    adapter to OUT/adapter, returns the head."""
+    adapter to OUT/adapter, returns the head. With validation data, early stopping keeps the best
+    epoch; without (a refit), training follows the same learning-rate schedule of ``args.epochs``
+    and stops after ``stop_after`` epochs, where the validated run was best. Checkpoints stay in
+    ``checkpoints`` for ``--resume`` until the whole run is done."""
     from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments,
-                              set_seed)
+    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
+                              TrainingArguments, set_seed)
 
     from agent.encoder import load_encoder
+
+    class StopAfter(TrainerCallback):
+        def on_epoch_end(self, training_args, state, control, **kwargs):
+            control.should_training_stop = state.epoch >= stop_after - 1e-6
 
     set_seed(args.seed)
     tokenizer, encoder = load_encoder(args.base)
@@ -256,13 +276,14 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
     model = PooledClassifier(encoder, weight, bias)
 
     steps_per_epoch = -(-len(texts) // args.batch_size)
-    checkpoints = Path(args.checkpoints or out / "checkpoints")
+    validated = val_texts is not None
     training = TrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=128, learning_rate=args.lr, weight_decay=0.01, lr_scheduler_type="linear",
-        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), eval_strategy="epoch", save_strategy="epoch",
-        save_total_limit=2, load_best_model_at_end=True, metric_for_best_model="accuracy",
-        greater_is_better=True, logging_steps=50, report_to=[], seed=args.seed, data_seed=args.seed,
+        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), save_strategy="epoch", save_total_limit=2,
+        eval_strategy="epoch" if validated else "no", load_best_model_at_end=validated,
+        metric_for_best_model="accuracy" if validated else None, greater_is_better=True, logging_steps=50,
+        report_to=[], seed=args.seed, data_seed=args.seed,
         remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
         disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
     class GroupedTrainer(Trainer):
@@ -272,10 +293,10 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
     trainer = GroupedTrainer(
         model=model, args=training,
         train_dataset=NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed),
-        eval_dataset=NoisyExamples(val_texts, val_labels, tokenizer, 0.0, args.seed),
+        eval_dataset=NoisyExamples(val_texts, val_labels, tokenizer, 0.0, args.seed) if validated else None,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience) if validated else StopAfter()])
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
         result = trainer.train(resume_from_checkpoint=True if resume else None)
@@ -284,9 +305,10 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str], 
     (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
                for h in trainer.state.log_history if "eval_accuracy" in h]
-    shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
-    info = {"epochs_run": round(trainer.state.epoch, 2), "best_validation_accuracy": trainer.state.best_metric,
-            "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1), "history": history,
+    info = {"epochs_run": round(trainer.state.epoch, 2), "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+            **({"best_validation_accuracy": trainer.state.best_metric, "history": history,
+                # the first epoch with the best score: the one the Trainer keeps (it needs a strict gain)
+                "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
             "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": ["query", "key", "value", "dense"]},
             "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise}
     return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
@@ -458,6 +480,61 @@ class Embeddings:
         return embeddings
 
 
+def fit_weights(args, texts: list[str], ids: np.ndarray, frozen: np.ndarray, label_set: list[str],
+                parent_head: IntentHead | None, init_adapter: str | None, out: Path, checkpoints: Path,
+                validation: tuple[list[str], np.ndarray, np.ndarray] | None = None, chosen: dict | None = None
+                ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The head's weight and bias on these examples (``frozen``: their embeddings by the starting
+    encoder) and, for ``lora``, the adapter (saved to OUT/adapter). With ``validation`` (texts, ids,
+    frozen embeddings), C and the epochs are chosen on it; a refit passes that run's details as
+    ``chosen`` instead."""
+    if args.method == "head" and parent_head is not None:
+        weight, bias = anchored_head(frozen, ids, label_set, parent_head, args.anchor)
+        details = {"anchor": args.anchor, "new_intents": sorted(set(label_set) - set(parent_head.labels))}
+    else:
+        grid = (chosen["C"],) if chosen else (16.0,) if args.method == "lora" else (4.0, 16.0, 64.0)
+        val_x, val_y = (validation[2], validation[1]) if validation else (None, None)
+        weight, bias, c = linear_head(frozen, ids, val_x, val_y, grid=grid)
+        details = {"C": c}
+    if args.method == "lora":
+        weight, bias, details["fine_tune"] = fine_tune(
+            args, texts, ids, *(validation[:2] if validation else (None, None)), weight, bias, out, checkpoints,
+            init_adapter, stop_after=chosen["fine_tune"]["best_epoch"] if chosen else None)
+    return weight, bias, details
+
+
+def build_head(args, texts: list[str], ids: np.ndarray, embeddings: np.ndarray, weight: np.ndarray,
+               bias: np.ndarray, label_set: list[str], base: str, adapter: str | None, lexical: bool,
+               encoder: SentenceEncoder, handover_examples) -> tuple[IntentHead, dict]:
+    """The head around trained weights, uncalibrated: the lexical model, the out-of-scope statistics
+    and the hand-over detector, all fitted on these training examples. Returns it and the
+    hand-over detector's summary (empty without one)."""
+    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=1.0, threshold=0.0,
+                      encoder=base, metrics={}, adapter=adapter, oos=OutOfScope.fit(embeddings, ids, len(label_set)),
+                      lexical=LexicalModel.fit(texts, ids) if lexical else None)
+    if not handover_examples:
+        return head, {}
+    head.handover = fit_handover(lambda batch: encoder.encode(batch, progress=True), embeddings, *handover_examples)
+    return head, {"handover": handover_summary(args.handover, handover_examples[1], len(embeddings))}
+
+
+def copy_calibration(head: IntentHead, source: IntentHead) -> None:
+    """Give ``head`` the temperature, lexical weight and escalation thresholds of ``source``."""
+    head.temperature, head.threshold = source.temperature, source.threshold
+    head.lexical_weight = source.lexical_weight if head.lexical else 0.0
+    if source.oos and head.oos:
+        head.oos.threshold, head.oos.scale = source.oos.threshold, source.oos.scale
+
+
+def held_out(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
+    """The model's figures on a labelled file it never saw (``--eval``)."""
+    held = read_examples(path)
+    texts = [e.text for e in held]
+    result = evaluate(head, encoder.encode(texts, progress=True), [e.intent for e in held], texts)
+    result.pop("_predicted")
+    return result
+
+
 def train(args: argparse.Namespace) -> dict:
     if not 0 <= args.entity_noise <= 1:
         raise AgentError(f"--entity-noise is a share of the training examples, between 0 and 1: not {args.entity_noise:g}")
@@ -478,74 +555,80 @@ def train(args: argparse.Namespace) -> dict:
 
     encoder = SentenceEncoder(base, adapter=init_adapter)
     embed = Embeddings(encoder, f"{base}|{init_adapter}", checkpoints, args.resume)
-    tr_e, va_e = embed(tr_x), embed(va_x)
-    if args.method == "head" and parent_head is not None:
-        weight, bias = anchored_head(tr_e, tr_i, label_set, parent_head, args.anchor)
-        details = {"anchor": args.anchor, "new_intents": sorted(set(label_set) - set(parent_head.labels))}
-    else:
-        weight, bias, c = linear_head(tr_e, tr_i, va_e, va_i, grid=(16.0,) if args.method == "lora" else (4.0, 16.0, 64.0))
-        details = {"C": c}
+    frozen_tr, frozen_va = embed(tr_x), embed(va_x)
+    weight, bias, details = fit_weights(args, tr_x, tr_i, frozen_tr, label_set, parent_head, init_adapter, out,
+                                        checkpoints, validation=(va_x, va_i, frozen_va))
     adapter = None
     if args.method == "lora":
-        weight, bias, details["fine_tune"] = fine_tune(args, tr_x, tr_i, va_x, va_i, weight, bias, out, init_adapter)
         adapter = "adapter"
         encoder = SentenceEncoder(base, adapter=str(out / adapter))
         tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
-    elif init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
-        adapter = "adapter"
-        if Path(init_adapter).resolve() != (out / adapter).resolve():
-            shutil.rmtree(out / adapter, ignore_errors=True)
-            shutil.copytree(init_adapter, out / adapter)
-    elif (out / "adapter").exists():
-        shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
+    else:
+        tr_e, va_e = frozen_tr, frozen_va
+        if init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
+            adapter = "adapter"
+            if Path(init_adapter).resolve() != (out / adapter).resolve():
+                shutil.rmtree(out / adapter, ignore_errors=True)
+                shutil.copytree(init_adapter, out / adapter)
+        elif (out / "adapter").exists():
+            shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
 
     inherit = parent_head is not None and not args.recalibrate
-    lexical = LexicalModel.fit(tr_x, tr_i) if args.lexical and not (inherit and parent_head.lexical is None) else None
-    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=1.0, threshold=0.0,
-                      encoder=base, metrics={}, adapter=adapter,
-                      oos=OutOfScope.fit(tr_e, tr_i, len(label_set)), lexical=lexical)
-    if handover_examples:  # before the thresholds: its hand-overs count in the escalation budget
-        head.handover = fit_handover(lambda texts: encoder.encode(texts, progress=True), tr_e,
-                                     *handover_examples)
-        details["handover"] = handover_summary(args.handover, handover_examples[1], len(tr_e))
+    lexical = args.lexical and not (inherit and parent_head.lexical is None)
+    # The hand-over detector comes before the thresholds: its hand-overs count in the escalation budget.
+    head, handover = build_head(args, tr_x, tr_i, tr_e, weight, bias, label_set, base, adapter, lexical, encoder,
+                                handover_examples)
+    details |= handover
     if inherit:
-        head.temperature, head.threshold = parent_head.temperature, parent_head.threshold
-        head.lexical_weight = parent_head.lexical_weight if lexical else 0.0
-        if parent_head.oos:
-            head.oos.threshold, head.oos.scale = parent_head.oos.threshold, parent_head.oos.scale
+        copy_calibration(head, parent_head)
         details["calibration"] = f"the parent's ({parent})"
     else:
         head.temperature, head.lexical_weight = fit_calibration(
-            head.logits(va_e), va_i, lexical.log_probabilities(va_x) if lexical else None)
+            head.logits(va_e), va_i, head.lexical.log_probabilities(va_x) if head.lexical else None)
         fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
 
     validation = evaluate(head, va_e, va_y, va_x)
     write_reports(out, label_set, va_y, validation.pop("_predicted"))
+    if head.lexical:
+        details["lexical"] = {"terms": len(head.lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
+    if args.refit:  # the validated model's figures stay the honest ones; the refit is trained on them
+        details["selected"] = {"train_examples": len(tr_x), **({"eval": held_out(head, encoder, args.eval)}
+                                                               if args.eval else {})}
+        if args.oos:
+            details["selected"]["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
+        all_x, all_i = tr_x + va_x, np.concatenate([tr_i, va_i])
+        refit_started = time.time()
+        weight, bias, chosen = fit_weights(args, all_x, all_i, np.concatenate([frozen_tr, frozen_va]), label_set,
+                                           parent_head, init_adapter, out, checkpoints / "refit", chosen=details)
+        if args.method == "lora":
+            encoder = SentenceEncoder(base, adapter=str(out / adapter))
+            all_e = encoder.encode(all_x, progress=True)
+        else:
+            all_e = np.concatenate([tr_e, va_e])
+        refitted, handover = build_head(args, all_x, all_i, all_e, weight, bias, label_set, base, adapter,
+                                        head.lexical is not None, encoder, handover_examples)
+        copy_calibration(refitted, head)
+        head = refitted
+        details["refit"] = {"train_examples": len(all_x), "epochs": chosen.get("fine_tune", {}).get("epochs_run"),
+                            "seconds": round(time.time() - refit_started, 1), **handover}
+        if head.lexical:
+            details["refit"]["lexical_terms"] = len(head.lexical.vocabulary)
     methods = {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
                "head": "linear head on frozen encoder (logistic regression)"}
     method = methods[args.method] if "anchor" not in details else "linear head warm-started from the parent's"
-    if lexical:
-        details["lexical"] = {"terms": len(lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
     metrics = {"method": method + (f", on the encoder and adapter of {parent}" if parent else "")
-               + (", with a TF-IDF lexical model" if lexical else ""),
+               + (", with a TF-IDF lexical model" if head.lexical else "")
+               + (", refitted on training and validation data" if args.refit else ""),
                "base": base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
                "temperature": round(head.temperature, 4), "threshold": head.threshold,
                "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
                **details, "validation": validation}
     if args.oos:
-        queries = [q.strip() for q in Path(args.oos).read_text(encoding="utf-8").splitlines() if q.strip()]
-        embedded = encoder.encode(queries)
-        metrics["out_of_scope"] = {"file": Path(args.oos).name, "queries": len(queries),
-                                   "escalated": round(float((escalations(head, embedded, queries)
-                                                             | handed_over(head, embedded, queries)).mean()), 4)}
+        metrics["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
     if args.eval:
-        held = read_examples(args.eval)
-        held_texts = [e.text for e in held]
-        result = evaluate(head, encoder.encode(held_texts, progress=True), [e.intent for e in held], held_texts)
-        result.pop("_predicted")
-        metrics["eval"] = result
+        metrics["eval"] = held_out(head, encoder, args.eval)
     metrics["train_seconds"] = round(time.time() - started, 1)
-    head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval")}
+    head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval", "selected")}
     head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
     head.save(out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -556,6 +639,14 @@ def train(args: argparse.Namespace) -> dict:
                          {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
     shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
     return metrics
+
+
+def out_of_scope_metrics(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
+    """The share of the out-of-scope queries in ``path`` (one a line) that the agent escalates."""
+    queries = [q.strip() for q in Path(path).read_text(encoding="utf-8").splitlines() if q.strip()]
+    embedded = encoder.encode(queries)
+    return {"file": Path(path).name, "queries": len(queries),
+            "escalated": round(float((escalations(head, embedded, queries) | handed_over(head, embedded, queries)).mean()), 4)}
 
 
 def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:

@@ -170,6 +170,28 @@ def test_training_script_writes_model_and_reports(tmp_path, small_train, method)
     assert best[1].out_of_scope
 
 
+def test_refit_trains_on_the_validation_split_too_and_keeps_its_calibration(tmp_path, small_train):
+    """--refit: the epochs, calibration and thresholds come from the validated run, then the model is
+    trained again on all the examples for that many epochs; the figures reported stay the validated run's."""
+    out = tmp_path / "model"
+    argv = ["--train", str(small_train), "--out", str(out), "--validation-fraction", "0.2", "--epochs", "2",
+            "--refit", "--no-handover"]
+    assert train_intent.main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    total = sum(1 for _ in open(small_train))
+    assert metrics["refit"]["train_examples"] == total > metrics["train_examples"] == metrics["selected"]["train_examples"]
+    assert metrics["refit"]["epochs"] == metrics["fine_tune"]["best_epoch"]  # stopped where validation was best
+    # The lexical model was refitted too: words only the validation queries use are now in it.
+    assert metrics["refit"]["lexical_terms"] > metrics["lexical"]["terms"]
+    assert metrics["validation"]["examples"] == total - metrics["train_examples"]
+    clf = IntentClassifier(str(out))
+    assert clf.head.temperature == pytest.approx(metrics["temperature"], abs=1e-4) and clf.head.threshold == metrics["threshold"]
+    assert metrics["selected"]["out_of_scope"]["escalated"] > 0.5 and metrics["out_of_scope"]["escalated"] > 0.5
+    best = clf.classify(["I want to close my account", "Play some relaxing jazz music"])
+    assert best[0].top[0].intent == "terminate_account" and best[1].out_of_scope
+    assert not (out / "checkpoints").exists()
+
+
 def test_training_data_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,intent\nhello,\n")
