@@ -67,8 +67,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of|\d{{1,2}})\s+"
         rf"(?:days?|weeks?|months?)\s+ago\b"
         # "on the 5th", not "the 3rd time I've called": a preposition before, no noun after
-        rf"|\b(?:on|since|by|until|from|before|after)\s+(?P<ordinal>the\s+\d{{1,2}}(?:st|nd|rd|th)\b"
-        rf"(?:\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?)?)"
+        rf"|\b(?:on|since|by|until|from|before|after)\s+(?P<ordinal>the\s+\d{{1,2}}(?:st|nd|rd|th))\b"
+        rf"(?!\s+(?:of\s+)?(?:{_MONTHS})\b)"  # "the 3rd of May" is the day-and-month date above
         rf"(?!\s+(?:time|attempt|try|call|go|one|person|day|week|month|year|payment|charge|transaction|card"
         rf"|transfer|withdrawal|instal?ment|floor|page|line|digit)s?\b)",
         re.I)),

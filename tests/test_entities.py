@@ -18,7 +18,7 @@ def kinds(text):
                                                               ("reference", "1Z999AA10123456784")]),
     # An ordinal is a date after a preposition, not before a noun ("the 3rd time I've called").
     ("paid two days ago, again on the 5th and on the 3rd of May 2024, the 3rd time; since the 21st",
-     [("date", "two days ago"), ("date", "the 5th"), ("date", "the 3rd of May 2024"), ("date", "the 21st")]),
+     [("date", "two days ago"), ("date", "the 5th"), ("date", "3rd of May 2024"), ("date", "the 21st")]),
     ("on the 2nd attempt, after the 4th payment, a few weeks ago", [("date", "a few weeks ago")]),
     ("USD 40 fee", [("amount", "$40")]),
     ("50 CHF was taken", [("amount", "50 CHF")]),
