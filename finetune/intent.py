@@ -238,13 +238,15 @@ def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | No
     from sklearn.linear_model import LogisticRegression
 
     best = None
-    for c in grid if val_x is not None else grid[:1]:
+    for c in grid:
         model = LogisticRegression(C=c, max_iter=3000).fit(train_x, train_y)
-        acc = float((model.predict(val_x) == val_y).mean()) if val_x is not None else 0.0
-        if val_x is not None:
-            print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
+        weight, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+        if val_x is None:
+            return weight, bias, c
+        acc = float((model.predict(val_x) == val_y).mean())
+        print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
         if best is None or acc > best[0]:
-            best = (acc, model.coef_.astype(np.float32), model.intercept_.astype(np.float32), c)
+            best = (acc, weight, bias, c)
     return best[1], best[2], best[3]
 
 
@@ -526,7 +528,7 @@ def copy_calibration(head: IntentHead, source: IntentHead) -> None:
         head.oos.threshold, head.oos.scale = source.oos.threshold, source.oos.scale
 
 
-def held_out(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
+def eval_metrics(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
     """The model's figures on a labelled file it never saw (``--eval``)."""
     held = read_examples(path)
     texts = [e.text for e in held]
@@ -592,7 +594,7 @@ def train(args: argparse.Namespace) -> dict:
     if head.lexical:
         details["lexical"] = {"terms": len(head.lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
     if args.refit:  # the validated model's figures stay the honest ones; the refit is trained on them
-        details["selected"] = {"train_examples": len(tr_x), **({"eval": held_out(head, encoder, args.eval)}
+        details["selected"] = {"train_examples": len(tr_x), **({"eval": eval_metrics(head, encoder, args.eval)}
                                                                if args.eval else {})}
         if args.oos:
             details["selected"]["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
@@ -626,7 +628,7 @@ def train(args: argparse.Namespace) -> dict:
     if args.oos:
         metrics["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
     if args.eval:
-        metrics["eval"] = held_out(head, encoder, args.eval)
+        metrics["eval"] = eval_metrics(head, encoder, args.eval)
     metrics["train_seconds"] = round(time.time() - started, 1)
     head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval", "selected")}
     head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
