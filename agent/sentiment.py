@@ -31,9 +31,12 @@ PERSON = re.compile(
     # "speak to a real person", "talk with one of your customer service agents", "speak to the fraud team"
     rf"\b(?:speak|talk|chat|get\s+through)\s+(?:to|with)\s+(?:a|an|some|your|the|one\s+of\s+your)?\s*"
     rf"(?:(?:real|actual|live|proper|senior|human|fraud|complaints?|support|accounts?|billing|disputes?|security|"
-    rf"technical|another|other|different|qualified)\s+){{0,2}}(?:{_STAFF}|team|department|desk)\b"
+    rf"technical|another|other|different|qualified|customer)\s+){{0,2}}(?:{_STAFF}|team|department|desk)\b"
     # "is there a person I can talk to", "I need someone to speak with"
     rf"|\b{_STAFF}\s+(?:(?:i|we)\s+(?:can|could|may)\s+|to\s+)(?:speak|talk|chat)\s+(?:to|with)\b"
+    # "could a customer service representative contact me", "can someone call me": not "someone called me"
+    rf"|\b{_STAFF}\s+(?:to|could|can|should|please)\s+(?:please\s+)?(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
+    rf"|\b(?:can|could)\s+{_STAFF}\s+(?:please\s+)?(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
     rf"|\b(?:reviewed|handled|looked\s+at|dealt\s+with|picked\s+up)\s+by\s+(?:a|an|one\s+of\s+your)?\s*"
     rf"(?:real\s+|actual\s+|human\s+)?{_STAFF}\b"
     r"|\b(?:get|give|want|need|find)\s+(?:me\s+)?(?:a|an|the|your|some)\s+(?:real\s+|actual\s+|live\s+)?"
@@ -45,7 +48,9 @@ PERSON = re.compile(
     r"(?:to|with)\b"
     # What callers say to a phone menu: "agent", "representative, please", "operator operator".
     r"|^\W*(?:(?:an?\s+)?(?:agent|representative|operator|human|person|manager)\W*)+(?:please)?\W*$", re.I)
-TURNED_DOWN = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|no\s+need\s+(?:for|to)|not|never|without)\W+(?:\w+\W+)?$",
+TURNED_DOWN = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|no\s+need\s+(?:for|to)|not|never|without)\W+(?:\w+\W+)?$"
+                         # a question about the process: "do I have to speak to a representative to change my PIN?"
+                         r"|\b(?:do|does|will|would|must|should)\s+(?:i|we|one)\s+(?:really\s+)?(?:need|have)\s+to\s+$",
                          re.I)
 # Not wanting the machine: "I don't want to talk to a machine", "am I talking to a bot?", "no more bots".
 MACHINE = re.compile(
@@ -54,12 +59,20 @@ MACHINE = re.compile(
     r"|\b(?:not|no|stop|enough|tired\s+of|hate|sick\s+of)\b[^.!?\n]{0,20}\b(?:chat\s?)?(?:ro)?bots?\b"
     r"|\b(?:chat\s?)?(?:ro)?bots?\b[^.!?\n]{0,15}\b(?:useless|stupid|not\s+help\w*|can'?t\s+help|doesn'?t\s+help)", re.I)
 LEGAL = re.compile(
-    r"\b(?:(?<!for\smy\s)(?<!for\sthe\s)(?<!for\sour\s)(?<!for\sa\s)(?:lawyers?|solicitors?)|(?<!power\sof\s)attorneys?|"
-    r"legal\s+(?:action|proceedings|advice|advisor|team|counsel|department|representation)|court|sue|suing|lawsuit|"
+    r"\b(?:(?<!for\smy\s)(?<!for\sthe\s)(?<!for\sour\s)(?<!for\sa\s)(?:lawyers?|solicitors?)(?!\s+(?:needs?|wants?|requires?|requested|asked\s+for|has\s+asked\s+for|is\s+asking\s+for)\b)|(?<!power\sof\s)attorneys?|"
+    r"legal\s+(?:action|proceedings|advice|advisor|team|counsel|department|representation|claim)|courts?|suing|lawsuits?|"
+    # "sue", but not Sue, a name, in the middle of a sentence ("I sent £50 to my sister Sue")
+    r"(?-i:sue|SUE)|(?<![a-z,]\s)(?-i:Sue)|class\s+action|bring\s+(?:a\s+)?claim|letter\s+before\s+action|"
     r"litigation|small\s+claims|ombudsman|financial\s+conduct\s+authority|FCA|CFPB|consumer\s+financial\s+protection|"
     r"FTC|better\s+business\s+bureau|regulator|trading\s+standards|illegal|unlawful|GDPR|ICO|"
     r"data\s+protection\s+(?:act|law|request|complaint|officer)|subject\s+access\s+request|information\s+commissioner)\b",
     re.I)
+# Legal threats that no topic explains away (unlike "court" or "solicitor" alone, as in "a printout
+# for court"): the learned detector may not overrule these, nor a request for a person.
+LEGAL_ACTION = re.compile(
+    r"\b(?:legal\s+(?:action|proceedings)|lawsuits?|small\s+claims|class\s+action|ombudsman|"
+    r"(?:take|taking|drag|dragging)\s+(?:you|this|it|the\s+bank)\s+to\s+court|see\s+you\s+in\s+court|"
+    r"(?:my|our)\s+(?:lawyers?|solicitors?|attorneys?)\s+(?:will|'ll|is\s+going\s+to|are\s+going\s+to|shall))\b", re.I)
 COMPLAINT = re.compile(
     r"\b(?:make|file|lodge|raise|submit|register|open|put\s+in|escalate)\s+(?:a\s+|an\s+|my\s+)?"
     r"(?:official\s+|formal\s+)?complaint\b"
@@ -87,7 +100,8 @@ FURY = re.compile(
     r"(?:so|very|really|extremely|i\s+am|i'm)\s+angry|what\s+the\s+(?:hell|heck|fuck)|wtf|f+u+c+k\w*|shit\w*|"
     r"(?:no\s+one|nobody|no\s+body)\s+(?:cares|helps|is\s+helping|answers|replies|responds|gets\s+back)|"
     r"(?:you|you're|you\s+are|are\s+you)\s+(?:\w+\s+)?(?:stupid|idiots?|morons?|clowns?|muppets?|dumb|thick)|"
-    r"thanks\s+for\s+nothing|had\s+it\s+up\s+to\s+here|wast(?:e|ing)\s+(?:of\s+)?my\s+time|fix\s+(?:it|this)\W+now|"
+    r"thanks\s+for\s+nothing|had\s+it\s+(?:up\s+to\s+here|with\s+(?:you|this|your))|screw\s+(?:you|this|your)|"
+    r"what(?:'s|\s+is)\s+wrong\s+with\s+(?:you|your\s+(?:bank|company|people|staff))|wast(?:e|ing)\s+(?:of\s+)?my\s+time|fix\s+(?:it|this)\W+now|"
     r"f[*#@!]{2,}\w*|"
     r"bullshit|crap|damn|bloody|(?:is|are|what)\s+a\s+(?:\S+\s+)?joke)(?!\w)", re.I)
 # Words of displeasure that count together with a negative score (frustration with a problem can
@@ -140,11 +154,12 @@ REASONS = {"person": "asks for a person", "legal": "legal or regulatory threat",
 def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None = None) -> str | None:
     """Why a person must take this message over, or None. ``learned``: the hand-over model's
     probabilities for the message (``agent.handover``), where the intent model has one: it can
-    overrule a cue, and catch what no cue names."""
+    overrule a cue (not a request for a person, nor a threat of legal action), and catch what no cue
+    names."""
     cue = cue_reason(text, mood)
     if learned is None:
         return cue
-    if cue is not None and learned["none"] < GATE:
+    if cue is not None and (learned["none"] < GATE or cue == REASONS["person"] or LEGAL_ACTION.search(text)):
         return cue
     label = max(REASONS, key=learned.get)
     if learned[label] >= THRESHOLD:

@@ -50,17 +50,28 @@ def test_foreign_file_is_a_clear_error(tmp_path):
 
 
 def test_cues_and_model_combine():
-    ask = "I want to speak to a real person"
-    mood = sentiment(ask)
-    assert handover_reason(ask, mood) == "asks for a person"  # the cues alone, as for a model without one
-    assert handover_reason(ask, mood, learned(none=GATE - 0.01)) == "asks for a person"
-    assert handover_reason(ask, mood, learned(none=GATE)) is None  # the model is sure it is ordinary
+    mention = "I need a printout of my transactions for court"
+    mood = sentiment(mention)
+    assert handover_reason(mention, mood) == "legal or regulatory threat"  # the cues alone, as for a model without one
+    assert handover_reason(mention, mood, learned(none=GATE - 0.01)) == "legal or regulatory threat"
+    assert handover_reason(mention, mood, learned(none=GATE)) is None  # the model is sure it is ordinary
     plain = "could your team leader give me a bell this afternoon"
     assert handover_reason(plain, sentiment(plain)) is None  # no cue names it
     assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD)).startswith(
         "asks for a person (hand-over model, p 0.50")
     assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD - 0.01)) is None
     assert handover_reason(plain, sentiment(plain), ORDINARY) is None
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("can someone call me back about my pin", "asks for a person"),
+    ("I want to speak to a real person", "asks for a person"),
+    ("I'm taking you to small claims court over this fee", "legal or regulatory threat"),
+    ("My solicitor will hear about the ATM withdrawals I never made", "legal or regulatory threat"),
+])
+def test_model_does_not_overrule_a_request_for_a_person_or_a_threat_of_legal_action(text, reason):
+    # Asking for a person is never ordinary, however the model reads the rest; neither is a threat to sue.
+    assert handover_reason(text, sentiment(text), learned(none=0.99)) == reason
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +95,17 @@ def test_shipped_detector_on_the_development_set(shipped_handover):
     ordinary = [r for label, r in results if label == "none"]
     assert sum(r is not None for r in reasons) >= 0.9 * len(reasons)
     assert sum(r is not None for r in ordinary) <= 0.15 * len(ordinary)
+
+
+def test_shipped_detector_on_messages_written_without_sight_of_it(shipped_handover):
+    """data/handover/independent.jsonl, 110 hand-over messages and 60 ordinary requests written by a
+    writer who had seen neither the cues nor the detector: first scoring 101 and 4 handed over; 108
+    and 2 after the cue fixes it showed up."""
+    results = hand_overs(shipped_handover, REPO / "data/handover/independent.jsonl")
+    reasons = [r for label, r in results if label != "none"]
+    ordinary = [r for label, r in results if label == "none"]
+    assert sum(r is not None for r in reasons) >= 0.95 * len(reasons)
+    assert sum(r is not None for r in ordinary) <= 0.05 * len(ordinary)
 
 
 def test_shipped_detector_keeps_banking_questions(shipped_handover):

@@ -34,6 +34,14 @@ from agent.types import Message
     ("Stop sending me bots", "asks for a person"),
     ("Can I speak to your fraud department?", "asks for a person"),
     ("Can someone give me a call about this?", "asks for a person"),
+    ("I would appreciate it if a customer service representative could contact me", "asks for a person"),
+    ("need to speak with customer support staff about atm not giving cash", "asks for a person"),
+    ("CLASS ACTION. that's where this is heading with these hidden fees", "legal or regulatory threat"),
+    ("I'll get a chargeback through the courts if I have to", "legal or regulatory threat"),
+    ("Formal notice: I intend to bring a claim for the losses caused by your delayed transfer", "legal or regulatory threat"),
+    ("Sue you? I will, if this is not fixed", "legal or regulatory threat"),
+    ("i have had it with you. the card never arrived", "angry customer"),
+    ("honestly screw this bank", "angry customer"),
     ("I'd like to make a complaint about how my dispute was handled", "wants to make a complaint"),
     ("Please pass this to your complaints team", "wants to make a complaint"),
     ("I'm making a subject access request under GDPR", "legal or regulatory threat"),
@@ -61,6 +69,10 @@ def test_handover_cues(text, reason):
     "I transferred money to the wrong person", "How do I add another person to my account?",
     "Call me at 07700 900123 about my card delivery", "Not happy that my transfer is still pending",
     "I'm a bit disappointed my card hasn't arrived yet",
+    "I sent £50 to my sister Sue yesterday, has it gone through?",
+    "My lawyer needs a copy of my bank statements for a house purchase, how can I download them?",
+    "Do I need to speak to a representative to change my pin?", "Someone called me claiming to be from the bank",
+    "What is wrong with my card? It keeps getting declined",
 ])
 def test_ordinary_requests_are_not_handed_over(text):
     assert handover_reason(text, sentiment(text)) is None
