@@ -15,8 +15,11 @@ CURRENCY_WORDS = {
     "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "eur": "EUR", "euro": "EUR", "euros": "EUR",
     "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
-    "chf": "CHF", "francs": "CHF", "pln": "PLN", "zloty": "PLN",
+    "chf": "CHF", "francs": "CHF", "pln": "PLN", "zloty": "PLN", "yen": "JPY", "rupees": "INR",
 }
+# Codes that are also English words in lower case ("try", "cad") count only in capitals.
+CURRENCY_CODES = ("AUD", "CAD", "NZD", "JPY", "CNY", "HKD", "SGD", "INR", "SEK", "NOK", "DKK", "ZAR", "MXN", "AED",
+                  "TRY")
 SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
 
 # Amounts as people write them: 1,234.56 and 1 234.56, the continental 1.234,56, 1.000, 1 234,56 and
@@ -25,7 +28,17 @@ SYMBOL_FOR = {"GBP": "£", "EUR": "€", "USD": "$"}
 # digits separates thousands.
 _NUMBER = (r"\d{1,3}(?:[.\s]\d{3})+,\d{1,2}(?!\d)|\d{1,3}(?:\.\d{3})+(?!\d|[.,]\d)"
            r"|\d{1,3}(?:[,\s]\d{3})+(?:\.\d{1,2})?|\d+,\d{1,2}(?!\d)|\d+(?:\.\d{1,2})?")
-_CURRENCY_WORD = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True))
+_CODES = "(?-i:" + "|".join(CURRENCY_CODES) + ")"
+_CURRENCY_WORD = "|".join(sorted(CURRENCY_WORDS, key=len, reverse=True)) + "|" + _CODES
+# Amounts said rather than written, as speech recognisers often leave them: "fifty pounds",
+# "two hundred quid", "one thousand two hundred and fifty euros".
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())} | {w: 10 * i for i, w in enumerate(
+        "twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_NUMBER_WORD = "|".join(sorted([*NUMBER_WORDS, *SCALES], key=len, reverse=True))
+_SPELLED = rf"(?:a\s+(?=hundred|thousand|million))?(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s-]+)(?:{_NUMBER_WORD}))*"
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -45,25 +58,31 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("sort_code", re.compile(r"\bsort\s*code\s*(?:is|:)?\s*(?P<sort>\d{2}([- ]?)\d{2}\2\d{2})\b", re.I)),
     ("amount", re.compile(
         rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
-        rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN)\s?(?P<n2>{_NUMBER})"
+        rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN|{_CODES})\s?(?P<n2>{_NUMBER})"
         rf"|\b(?P<n3>{_NUMBER})(?:\s?(?P<k3>k)\b)?\s?(?P<word>{_CURRENCY_WORD})\b"
         rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)"  # 30€; not the 5 of "5 $10 notes"
-        rf"|\b(?P<pence>\d{{1,2}})p\b", re.I)),  # 50p
+        rf"|\b(?P<pence>\d{{1,2}})p\b"  # 50p
+        rf"|\b(?P<spelled>{_SPELLED})\s+(?P<word5>{_CURRENCY_WORD})\b", re.I)),
     ("reference", re.compile(
         r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint"
-        r"|tracking|parcel|receipt|confirmation)\s*"
+        r"|tracking|parcel|receipt|confirmation|arn)\s*"
         r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*#?\s*"
         r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
+        # "the tracking number for the replacement card is ...", "the reference on my side was ..."
+        r"|\b(?:order|reference|ref|booking|tracking|confirmation|case|ticket)\s*(?:number|no\.?|num|id|code)?"
+        r"\s+(?:on|for|of|in|from)\s+(?:\w+\s+){1,3}?(?:is|was)\s*:?\s*#?\s*"
+        r"(?P<ref2>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
         r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
     ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
                          r"|(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
     ("date", re.compile(
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
-        rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
+        rf"|\b(?:(?:{_DAYS}),?\s+(?:the\s+)?)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
-        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
+        # "on Thursday": but "on Thursday 6 March" is the date above, weekday included
+        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b(?!,?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b)"
         rf"|\b(?:this|yesterday|tomorrow)\s+(?:morning|afternoon|evening)\b|\b(?:tonight|last\s+night)\b"
-        rf"|\b(?:yesterday|today|tomorrow)\b"
+        rf"|\b(?:yesterday|today|tomorrow)\b|\b(?:{_DAYS})\b"  # "by Friday", "called Monday"
         rf"|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of|\d{{1,2}})\s+"
         rf"(?:days?|weeks?|months?)\s+ago\b"
         # "on the 5th", not "the 3rd time I've called": a preposition before, no noun after
@@ -76,7 +95,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
 
 
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
-VALUE_GROUPS = {"reference": ("ref", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
+VALUE_GROUPS = {"reference": ("ref", "ref2", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
                 "sort_code": ("sort",), "date": ("ordinal",)}
 
 
@@ -106,14 +125,35 @@ def iban_valid(text: str) -> bool:
 def _amount_value(m: re.Match) -> str:
     if m.group("pence"):
         return f"£{int(m.group('pence')) / 100:.2f}"
-    number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
+    word = m.group("word") or m.group("word5") or ""
     currency = (CURRENCY_SYMBOLS.get(m.group("sym") or m.group("sym4") or "") or (m.group("code") or "").upper()
-                or CURRENCY_WORDS[(m.group("word") or "").lower()])
+                or CURRENCY_WORDS.get(word.lower()) or word)
+    if m.group("spelled"):
+        return _format_amount(spelled_number(m.group("spelled")), currency)
+    number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
     if re.search(r",\d{1,2}$", number) or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", number):  # 45,99 1.234,56 1.000
         number = re.sub(r"[.\s]", "", number).replace(",", ".")
-    amount = float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") or m.group("k3") else 1)
+    return _format_amount(float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") or m.group("k3") else 1),
+                          currency)
+
+
+def _format_amount(amount: float, currency: str) -> str:
     shown = f"{amount:,.2f}" if amount % 1 else f"{amount:,.0f}"
     return f"{SYMBOL_FOR[currency]}{shown}" if currency in SYMBOL_FOR else f"{shown} {currency}"
+
+
+def spelled_number(text: str) -> int:
+    """"two hundred and fifty" -> 250: units and tens add up, a scale multiplies what came before it."""
+    total = current = 0
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in NUMBER_WORDS:
+            current += NUMBER_WORDS[word]
+        elif word == "hundred":
+            current = (current or 1) * 100
+        elif word in SCALES:
+            total += (current or 1) * SCALES[word]
+            current = 0
+    return total + current
 
 
 def extract(text: str) -> list[Entity]:
@@ -133,8 +173,12 @@ def extract(text: str) -> list[Entity]:
                     continue
                 value = "**** " + digits[-4:]  # never repeat a full card number back
             elif kind == "iban":
+                # The optional short last group may have taken the next word ("... 1332 and"): drop it.
+                while not iban_valid(raw) and " " in raw:
+                    raw = raw.rsplit(" ", 1)[0]
                 if not iban_valid(raw):
                     continue
+                end = start + len(raw)
                 value = raw.replace(" ", "").upper()
             elif kind == "amount":
                 value = _amount_value(m)

@@ -43,7 +43,18 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 # Currency code -> (one, many, one minor, many minor).
 MONEY = {"GBP": ("pound", "pounds", "penny", "pence"), "EUR": ("euro", "euros", "cent", "cents"),
          "USD": ("dollar", "dollars", "cent", "cents"), "CHF": ("Swiss franc", "Swiss francs", "centime", "centimes"),
-         "PLN": ("zloty", "zloty", "grosz", "groszy")}
+         "PLN": ("zloty", "zloty", "grosz", "groszy"),
+         "AUD": ("Australian dollar", "Australian dollars", "cent", "cents"),
+         "CAD": ("Canadian dollar", "Canadian dollars", "cent", "cents"),
+         "NZD": ("New Zealand dollar", "New Zealand dollars", "cent", "cents"),
+         "HKD": ("Hong Kong dollar", "Hong Kong dollars", "cent", "cents"),
+         "SGD": ("Singapore dollar", "Singapore dollars", "cent", "cents"),
+         "JPY": ("yen", "yen", "sen", "sen"), "CNY": ("yuan", "yuan", "fen", "fen"),
+         "INR": ("rupee", "rupees", "paisa", "paise"), "SEK": ("Swedish krona", "Swedish kronor", "öre", "öre"),
+         "NOK": ("Norwegian krone", "Norwegian kroner", "øre", "øre"),
+         "DKK": ("Danish krone", "Danish kroner", "øre", "øre"), "ZAR": ("rand", "rand", "cent", "cents"),
+         "MXN": ("Mexican peso", "Mexican pesos", "centavo", "centavos"), "AED": ("dirham", "dirhams", "fils", "fils"),
+         "TRY": ("Turkish lira", "Turkish lira", "kuruş", "kuruş")}
 # Written forms a voice would spell or mispronounce; keys are matched whole and case-sensitively
 # ("No." only before a number, see _ABBREVIATIONS).
 ABBREVIATIONS = {
@@ -73,7 +84,7 @@ _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
 _ORDINAL = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.I)
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?![\w])")
 _SPOKEN_DATE = re.compile(
-    r"(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>[a-z]+)\.?|(?P<m2>[a-z]+)\.?\s+(?P<d2>\d{1,2})"
+    r"(?:(?P<weekday>[a-z]+day),?\s+(?:the\s+)?)?(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>[a-z]+)\.?|(?P<m2>[a-z]+)\.?\s+(?P<d2>\d{1,2})"
     r"(?:st|nd|rd|th)?)(?:,?\s+(?P<y>\d{4}))?$", re.I)
 # Markup: HTML elements whose text is not for reading, HTML tags, and Markdown syntax.
 _HTML_HIDDEN = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
@@ -113,23 +124,25 @@ def say_amount(value: str) -> str:
 def say_date(text: str, options: SpeechTextOptions, after_the: bool = False) -> str | None:
     """A written date in words, or None when ``text`` is not a calendar date (e.g. "next week")."""
     numeric = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})|(\d{1,2})[/.](\d{1,2})[/.](\d{2,4})", text)
+    written = None
     if numeric and numeric.group(1):
         year, month, day = (int(g) for g in numeric.group(1, 2, 3))
     elif numeric:
         first, second, year = (int(g) for g in numeric.group(4, 5, 6))
         day, month = (second, first) if options.locale == "en_US" else (first, second)
         year += 2000 if year < 100 else 0
-    elif spoken := _SPOKEN_DATE.fullmatch(text):
-        name = (spoken.group("m1") or spoken.group("m2")).lower()
+    elif written := _SPOKEN_DATE.fullmatch(text):
+        name = (written.group("m1") or written.group("m2")).lower()
         month = next((i for i, m in enumerate(MONTHS, 1) if m.lower().startswith(name[:3])), 0)
-        day, year = int(spoken.group("d1") or spoken.group("d2")), int(spoken.group("y") or 0) or None
+        day, year = int(written.group("d1") or written.group("d2")), int(written.group("y") or 0) or None
     else:
         return None
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return None
     ordinal = say_number(day, "ordinal")
-    spoken = f"{MONTHS[month - 1]} {ordinal}" if options.locale == "en_US" else \
-        f"{'' if after_the else 'the '}{ordinal} of {MONTHS[month - 1]}"
+    weekday = written.group("weekday").capitalize() + " " if written and written.group("weekday") else ""
+    spoken = f"{weekday}{MONTHS[month - 1]} {ordinal}" if options.locale == "en_US" else \
+        f"{weekday}{'' if after_the and not weekday else 'the '}{ordinal} of {MONTHS[month - 1]}"
     return f"{spoken} {say_number(year, 'year')}" if year else spoken
 
 

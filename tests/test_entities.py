@@ -21,6 +21,19 @@ def kinds(text):
      [("date", "two days ago"), ("date", "the 5th"), ("date", "3rd of May 2024"), ("date", "the 21st")]),
     ("on the 2nd attempt, after the 4th payment, a few weeks ago", [("date", "a few weeks ago")]),
     ("USD 40 fee", [("amount", "$40")]),
+    # Amounts said in words, as a speech recogniser may leave them.
+    ("a payment of fifty pounds, then two hundred quid and one thousand two hundred and fifty euros",
+     [("amount", "£50"), ("amount", "£200"), ("amount", "€1,250")]),
+    ("a hundred dollars, not a hundred times", [("amount", "$100")]),
+    # More ISO codes; those that are words in lower case ("try") only in capitals.
+    ("charged AUD 150 and 45,000 JPY, I will try 50 times", [("amount", "150 AUD"), ("amount", "45,000 JPY")]),
+    # A weekday alone is a date; before a day and month it belongs to that date.
+    ("I rang on Thursday 6 March and need it by Friday", [("date", "Thursday 6 March"), ("date", "Friday")]),
+    # Words between the cue and the reference; an acquirer reference number (ARN).
+    ("the booking code on the statement is HX77Q2, the reference on my side was RENT-APR-25",
+     [("reference", "HX77Q2"), ("reference", "RENT-APR-25")]),
+    ("refund ARN 74987654321098765432109", [("reference", "74987654321098765432109")]),
+    ("the payment for the flat was 12000", []),
     ("50 CHF was taken", [("amount", "50 CHF")]),
     ("my card ending in 4821 was declined", [("card_last4", "4821")]),
     ("the last four digits are 9921", [("card_last4", "9921")]),
@@ -57,6 +70,13 @@ def test_card_numbers_are_luhn_checked_and_never_echoed():
     assert luhn_valid("79927398713") and not luhn_valid("79927398710")
 
 
+def test_iban_followed_by_a_short_word_is_still_found():
+    # The optional short last group once took "and" and the checksum then failed: the IBAN was lost
+    # and its digits read as a phone number.
+    assert kinds("the IBAN is ES91 2100 0418 4502 0005 1332 and the rent came back") == [
+        ("iban", "ES9121000418450200051332")]
+
+
 def test_invalid_iban_checksum_is_not_an_iban():
     assert all(k != "iban" for k, _ in kinds("GB00 WEST 1234 5698 7654 32"))
 
@@ -67,3 +87,30 @@ def test_mask_pii_keeps_amounts_and_references():
     masked = mask_pii(text)
     assert masked == ("Card [CARD_NUMBER], IBAN [IBAN], mail me at [EMAIL] or [PHONE]; "
                       "refund £42.10 for order ZX-99812 to account [ACCOUNT_NUMBER], sort code [SORT_CODE]")
+
+
+def test_labelled_messages_written_without_sight_of_the_detectors():
+    """data/examples/entities_labelled.jsonl: 138 labelled entities in 50 messages, and decoys. A
+    detected entity matches a label of its kind whose text contains it or is contained in it ("on
+    Monday" for "Monday"). First scoring: recall 89.1%, precision 98.4%; after the fixes it showed up
+    (spelled-out amounts, more ISO codes, weekdays, an IBAN before a short word, words between a cue and
+    its reference): 97.8% and 100%. Still missed: a card ending given as an answer in a dialogue, a US
+    number without its area code, a reference read out with no cue before it."""
+    import json
+    from pathlib import Path
+
+    lines = (Path(__file__).parents[1] / "data/examples/entities_labelled.jsonl").read_text().splitlines()
+    found = missed = extra = 0
+    for line in lines:
+        item = json.loads(line)
+        predicted = [(e.kind, e.text) for e in extract(item["text"])]
+        for entity in item["entities"]:
+            hit = next((p for p in predicted if p[0] == entity["kind"] and (p[1] in entity["text"] or
+                                                                           entity["text"] in p[1])), None)
+            if hit is None:
+                missed += 1
+            else:
+                found += 1
+                predicted.remove(hit)
+        extra += len(predicted)
+    assert found / (found + missed) >= 0.97 and found / (found + extra) >= 0.99, (found, missed, extra)

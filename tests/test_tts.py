@@ -38,6 +38,8 @@ REPLIES = [
     ("Card ending in 4321.", "Card ending in four three two one."),
     ("Sent on 12/03/2026.", "Sent on the twelfth of March twenty twenty-six."),
     ("Sent on the 3rd March.", "Sent on the third of March."),
+    ("I rang on Thursday 6 March.", "I rang on Thursday the sixth of March."),
+    ("You were charged AUD 150.25.", "You were charged one hundred and fifty Australian dollars twenty-five."),
     ("Due 2026-01-05.", "Due the fifth of January twenty twenty-six."),
     ("Call 0800 555 0199.", "Call zero eight zero zero, five five five, zero one nine nine."),
     ("Write to a.b@x.com today.", "Write to a dot b at x dot com today."),
