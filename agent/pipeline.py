@@ -8,7 +8,7 @@ from .compose import acknowledged, body, frame, grounding
 from .entities import extract
 from .intent import IntentClassifier, Prediction
 from .knowledge import Entry, KnowledgeBase, Retriever
-from .sentiment import handover_reason, sentiment
+from .sentiment import given_reason, handover_reason, sentiment
 from .settings import Settings
 from .types import AgentError, Message, Reply, Understanding, without_surrogates
 
@@ -80,7 +80,7 @@ class Agent:
             reason = (f"low confidence: {best.probability:.2f} is below the threshold "
                       f"{self.classifier.threshold:.2f}")
         return Understanding(best.intent, best.probability, prediction.top[1:], reason is not None, reason,
-                             entities, vars(mood)), prediction
+                             entities, vars(given_reason(mood, reason))), prediction
 
     def handle(self, message: Message) -> Reply:
         return self.respond(message, *self._understand(message.text))

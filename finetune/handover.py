@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from agent.handover import LABELS, HandoverHead
+from agent.handover import HAND_WRITTEN_NONE_WEIGHT, LABELS, HandoverHead
 from agent.intent import HANDOVER_FILE, IntentClassifier, resolve
 from agent.types import AgentError
 from finetune import script
@@ -42,7 +42,8 @@ def fit(embed: Callable[[list[str]], np.ndarray], ordinary: np.ndarray, texts: l
         ) -> HandoverHead:
     """The detector on ``embed``'s embeddings of ``texts`` (with their ``labels``) and on ``ordinary``
     (the embeddings of the intent model's training queries, labelled "none")."""
-    return HandoverHead.fit(np.concatenate([embed(texts), ordinary]), labels + ["none"] * len(ordinary))
+    weights = [HAND_WRITTEN_NONE_WEIGHT if label == "none" else 1.0 for label in labels] + [1.0] * len(ordinary)
+    return HandoverHead.fit(np.concatenate([embed(texts), ordinary]), labels + ["none"] * len(ordinary), weights)
 
 
 def summary(train: str | Path, labels: list[str], ordinary: int) -> dict:

@@ -42,6 +42,8 @@ from agent.types import Message
     ("Sue you? I will, if this is not fixed", "legal or regulatory threat"),
     ("i have had it with you. the card never arrived", "angry customer"),
     ("honestly screw this bank", "angry customer"),
+    ("Your so called security team is a bunch of idiots", "angry customer"),
+    ("you lot are a shambles", "angry customer"),
     ("I'd like to make a complaint about how my dispute was handled", "wants to make a complaint"),
     ("Please pass this to your complaints team", "wants to make a complaint"),
     ("I'm making a subject access request under GDPR", "legal or regulatory threat"),
@@ -90,6 +92,15 @@ def test_angry_message_escalates_with_reason_and_apology(agent):
     assert reply.sentiment["label"] == "negative" and APOLOGY in reply.text
 
 
+def test_sarcasm_handed_over_as_anger_reads_as_negative(agent):
+    # VADER scores this +0.44 ("thanks"); the customer is handed over as angry, so the label says so.
+    u = agent.understand("Thanks for nothing. Your 'instant' transfer has taken a week.")
+    assert u.reason.startswith("angry customer")
+    assert u.sentiment == {"label": "negative", "score": 0.44, "source": "hand-over"}
+    plain = agent.understand("Perfect, thank you!")
+    assert plain.sentiment["label"] == "positive" and plain.sentiment["source"] == "vader"
+
+
 def test_upset_but_answerable_customer_gets_an_apology_and_the_answer(agent):
     reply = agent.handle(Message("I'm a bit worried, my card still has not arrived", "email"))
     assert not reply.escalate and APOLOGY in reply.text and reply.passages[0] in reply.text
@@ -105,7 +116,7 @@ def test_out_of_scope_queries_escalate(agent, text):
 def test_assistant_requests_from_other_domains_escalate(agent):
     """data/out_of_scope/assistant_requests.txt: 200 requests in the style of CLINC150's other domains
     (travel, kitchen, home, auto, utility, work, small talk, and its out-of-scope questions), written by
-    a writer who had not seen the model: 198 escalated (the issue's target: 85%); 179 of them as out of
+    a writer who had not seen the model: 198 escalated (the issue's target: 85%); 184 of them as out of
     scope, the rest with a hand-over reason."""
     from pathlib import Path
 
