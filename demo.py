@@ -107,7 +107,9 @@ def analysis(reply: Reply | None) -> tuple:
     intents = {reply.intent: reply.confidence, **{s.intent: s.probability for s in reply.top}}
     escalation = f"Yes: {reply.reason}" if reply.escalate else "No: the agent answers"
     mood = reply.sentiment or {}
-    feeling = f"{mood.get('label', '?')} ({mood.get('score', 0):+.2f})" if mood else ""
+    feeling = f"{mood.get('label', '?')} (VADER {mood.get('score', 0):+.2f})" if mood else ""
+    if mood.get("source") == "hand-over":  # negative because of why it is handed over, whatever VADER said
+        feeling = f"{mood['label']} (from the hand-over reason; VADER {mood['score']:+.2f})"
     return intents, escalation, feeling, [[e.kind, e.text, e.value] for e in reply.entities]
 
 

@@ -116,3 +116,16 @@ def test_demo_refuses_what_is_too_large(client, tmp_path):
         client.predict("word " * 1000, api_name="/speak")
     with pytest.raises(Exception, match="Nothing to correct yet"):
         client.predict("card_arrival", "edited", api_name="/call_feedback")
+
+
+def test_analysis_says_where_a_negative_label_comes_from():
+    from agent.types import Reply
+    from demo import analysis
+
+    reply = Reply(text="", intent="transfer_timing", confidence=0.4, top=[], escalate=True,
+                  reason="angry customer ('thanks for nothing', sentiment +0.44)", entities=[], source="composer",
+                  passages=[], sentiment={"label": "negative", "score": 0.44, "source": "hand-over"})
+    assert analysis(reply)[2] == "negative (from the hand-over reason; VADER +0.44)"
+    plain = Reply(text="", intent="card_arrival", confidence=0.9, top=[], escalate=False, reason=None, entities=[],
+                  source="composer", passages=[], sentiment={"label": "positive", "score": 0.64, "source": "vader"})
+    assert analysis(plain)[2] == "positive (VADER +0.64)"
