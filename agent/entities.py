@@ -80,7 +80,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:(?:{_DAYS}),?\s+(?:the\s+)?)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         # "on Thursday": but "on Thursday 6 March" is the date above, weekday included
-        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b(?!,?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b)"
+        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
+        rf"(?!,?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b)"
         rf"|\b(?:this|yesterday|tomorrow)\s+(?:morning|afternoon|evening)\b|\b(?:tonight|last\s+night)\b"
         rf"|\b(?:yesterday|today|tomorrow)\b|\b(?:{_DAYS})\b"  # "by Friday", "called Monday"
         rf"|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of|\d{{1,2}})\s+"

@@ -35,7 +35,8 @@ PERSON = re.compile(
     # "is there a person I can talk to", "I need someone to speak with"
     rf"|\b{_STAFF}\s+(?:(?:i|we)\s+(?:can|could|may)\s+|to\s+)(?:speak|talk|chat)\s+(?:to|with)\b"
     # "could a customer service representative contact me", "can someone call me": not "someone called me"
-    rf"|\b{_STAFF}\s+(?:to|could|can|should|please)\s+(?:please\s+)?(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
+    rf"|\b{_STAFF}\s+(?:to|could|can|should|please)\s+(?:please\s+)?"
+    rf"(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
     rf"|\b(?:can|could)\s+{_STAFF}\s+(?:please\s+)?(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
     rf"|\b(?:reviewed|handled|looked\s+at|dealt\s+with|picked\s+up)\s+by\s+(?:a|an|one\s+of\s+your)?\s*"
     rf"(?:real\s+|actual\s+|human\s+)?{_STAFF}\b"
@@ -59,8 +60,12 @@ MACHINE = re.compile(
     r"|\b(?:not|no|stop|enough|tired\s+of|hate|sick\s+of)\b[^.!?\n]{0,20}\b(?:chat\s?)?(?:ro)?bots?\b"
     r"|\b(?:chat\s?)?(?:ro)?bots?\b[^.!?\n]{0,15}\b(?:useless|stupid|not\s+help\w*|can'?t\s+help|doesn'?t\s+help)", re.I)
 LEGAL = re.compile(
-    r"\b(?:(?<!for\smy\s)(?<!for\sthe\s)(?<!for\sour\s)(?<!for\sa\s)(?:lawyers?|solicitors?)(?!\s+(?:needs?|wants?|requires?|requested|asked\s+for|has\s+asked\s+for|is\s+asking\s+for)\b)|(?<!power\sof\s)attorneys?|"
-    r"legal\s+(?:action|proceedings|advice|advisor|team|counsel|department|representation|claim)|courts?|suing|lawsuits?|"
+    # a lawyer asked for or asking for paperwork is not a threat: "for my solicitor", "my lawyer needs a copy"
+    r"\b(?:(?<!for\smy\s)(?<!for\sthe\s)(?<!for\sour\s)(?<!for\sa\s)(?:lawyers?|solicitors?)"
+    r"(?!\s+(?:needs?|wants?|requires?|requested|asked\s+for|has\s+asked\s+for|is\s+asking\s+for)\b)|"
+    r"(?<!power\sof\s)attorneys?|"
+    r"legal\s+(?:action|proceedings|advice|advisor|team|counsel|department|representation|claim)|"
+    r"courts?|suing|lawsuits?|"
     # "sue", but not Sue, a name, in the middle of a sentence ("I sent £50 to my sister Sue")
     r"(?-i:sue|SUE)|(?<![a-z,]\s)(?-i:Sue)|class\s+action|bring\s+(?:a\s+)?claim|letter\s+before\s+action|"
     r"litigation|small\s+claims|ombudsman|financial\s+conduct\s+authority|FCA|CFPB|consumer\s+financial\s+protection|"
@@ -102,7 +107,8 @@ FURY = re.compile(
     r"(?:you|you're|you\s+are|are\s+you)\s+(?:\w+\s+)?(?:stupid|idiots?|morons?|clowns?|muppets?|dumb|thick)|"
     r"thanks\s+for\s+nothing|had\s+it\s+(?:up\s+to\s+here|with\s+(?:you|this|your))|screw\s+(?:you|this|your)|"
     r"what(?:'s|\s+is)\s+wrong\s+with\s+(?:you|your\s+(?:bank|company|people|staff))|"
-    r"bunch\s+of\s+(?:idiots|clowns|morons|amateurs|muppets|crooks|thieves)|clown\s+show|shambles|wast(?:e|ing)\s+(?:of\s+)?my\s+time|fix\s+(?:it|this)\W+now|"
+    r"bunch\s+of\s+(?:idiots|clowns|morons|amateurs|muppets|crooks|thieves)|clown\s+show|shambles|"
+    r"wast(?:e|ing)\s+(?:of\s+)?my\s+time|fix\s+(?:it|this)\W+now|"
     r"f[*#@!]{2,}\w*|"
     r"bullshit|crap|damn|bloody|(?:is|are|what)\s+a\s+(?:\S+\s+)?joke)(?!\w)", re.I)
 # Words of displeasure that count together with a negative score (frustration with a problem can
