@@ -73,7 +73,7 @@ LEGAL = re.compile(
     r"data\s+protection\s+(?:act|law|request|complaint|officer)|subject\s+access\s+request|information\s+commissioner)\b",
     re.I)
 # Legal threats that no topic explains away (unlike "court" or "solicitor" alone, as in "a printout
-# for court"): the learned detector may not overrule these, nor a request for a person.
+# for court"): the learned detector may not overrule these (see firm).
 LEGAL_ACTION = re.compile(
     r"\b(?:legal\s+(?:action|proceedings)|lawsuits?|small\s+claims|class\s+action|ombudsman|"
     r"(?:take|taking|drag|dragging)\s+(?:you|this|it|the\s+bank)\s+to\s+court|see\s+you\s+in\s+court|"
@@ -175,17 +175,27 @@ def given_reason(mood: Sentiment, reason: str | None) -> Sentiment:
 def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None = None) -> str | None:
     """Why a person must take this message over, or None. ``learned``: the hand-over model's
     probabilities for the message (``agent.handover``), where the intent model has one: it can
-    overrule a cue (not a request for a person, nor a threat of legal action), and catch what no cue
-    names."""
+    overrule a cue (not a ``firm`` one), and catch what no cue names."""
     cue = cue_reason(text, mood)
     if learned is None:
         return cue
-    if cue is not None and (learned["none"] < GATE or cue == REASONS["person"] or LEGAL_ACTION.search(text)):
+    if cue is not None and (learned["none"] < GATE or firm(text, cue)):
         return cue
     label = max(REASONS, key=learned.get)
     if learned[label] >= THRESHOLD:
         return f"{REASONS[label]} (hand-over model, p {learned[label]:.2f})"
     return None
+
+
+def firm(text: str, cue: str) -> bool:
+    """Whether a cue stands whatever the learned detector says: a request for a person, a threat of
+    legal action, or explicit fury ("furious", "you idiots", "I've had it with you"), which the
+    detector, reading meaning rather than words, overruled in terse messages ("Fix it. Now.", "what a
+    clown show"). Not a scam asked about ("is this text a scam?"), nor words that name a topic."""
+    if cue == REASONS["person"] or LEGAL_ACTION.search(text):
+        return True
+    return cue.startswith(REASONS["angry"] + " ('") and any(
+        not re.fullmatch(r"scam\w*", m.group(), re.I) for m in FURY.finditer(text))
 
 
 def cue_reason(text: str, mood: Sentiment) -> str | None:

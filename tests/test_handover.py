@@ -68,10 +68,18 @@ def test_cues_and_model_combine():
     ("I want to speak to a real person", "asks for a person"),
     ("I'm taking you to small claims court over this fee", "legal or regulatory threat"),
     ("My solicitor will hear about the ATM withdrawals I never made", "legal or regulatory threat"),
+    ("Fix it. Now.", "angry customer ('Fix it. Now'"),
+    ("i have had it with you. the card never arrived", "angry customer ('had it with you'"),
 ])
-def test_model_does_not_overrule_a_request_for_a_person_or_a_threat_of_legal_action(text, reason):
-    # Asking for a person is never ordinary, however the model reads the rest; neither is a threat to sue.
-    assert handover_reason(text, sentiment(text), learned(none=0.99)) == reason
+def test_model_does_not_overrule_a_request_for_a_person_a_legal_threat_or_fury(text, reason):
+    # Asking for a person is never ordinary, however the model reads the rest; nor is a threat to sue or abuse.
+    assert handover_reason(text, sentiment(text), learned(none=0.99)).startswith(reason)
+
+
+def test_model_overrules_a_scam_asked_about():
+    text = "I got a text asking me to call a number about a suspicious payment. Is that a scam?"
+    assert handover_reason(text, sentiment(text)).startswith("angry customer ('scam'")
+    assert handover_reason(text, sentiment(text), learned(none=0.99)) is None
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +96,7 @@ def hand_overs(classifier, path):
 
 
 def test_shipped_detector_on_the_development_set(shipped_handover):
-    """data/handover/dev.jsonl, 166 hand-over messages and 90 ordinary requests: 161 and 10 handed over
+    """data/handover/dev.jsonl, 166 hand-over messages and 90 ordinary requests: 163 and 10 handed over
     (the cues alone: 129 and 5)."""
     results = hand_overs(shipped_handover, REPO / "data/handover/dev.jsonl")
     reasons = [r for label, r in results if label != "none"]
@@ -99,7 +107,7 @@ def test_shipped_detector_on_the_development_set(shipped_handover):
 
 def test_shipped_detector_on_messages_written_without_sight_of_it(shipped_handover):
     """data/handover/independent.jsonl, 110 hand-over messages and 60 ordinary requests written by a
-    writer who had seen neither the cues nor the detector: first scoring 101 and 4 handed over; 108
+    writer who had seen neither the cues nor the detector: first scoring 101 and 4 handed over; 109
     and 2 after the cue fixes it showed up."""
     results = hand_overs(shipped_handover, REPO / "data/handover/independent.jsonl")
     reasons = [r for label, r in results if label != "none"]
