@@ -88,9 +88,13 @@ def acknowledged(entry: Entry, entities: list[Entity]) -> list[str]:
 def _first_of_each_kind(entry: Entry, entities: list[Entity]) -> dict[str, str]:
     first: dict[str, str] = {}
     for e in entities:
-        if e.kind in entry.personal:
+        # A deadline ("by Friday") is not the date the entry's sentences speak of ("you ordered it on ...").
+        if e.kind in entry.personal and not (e.kind == "date" and _DEADLINE.match(e.value)):
             first.setdefault(e.kind, e.value)
     return first
+
+
+_DEADLINE = re.compile(r"(?:by|before|until|till)\s", re.I)
 
 
 # Dates that take no "on": "ordered it yesterday" or "two weeks ago", not "ordered it on yesterday".

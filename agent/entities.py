@@ -95,6 +95,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
 ]
 
 
+_DEADLINE = re.compile(r"\b(?:by|before|until|till)\s+(?:the\s+)?$", re.I)
+
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
 VALUE_GROUPS = {"reference": ("ref", "ref2", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
                 "sort_code": ("sort",), "date": ("ordinal",)}
@@ -189,6 +191,8 @@ def extract(text: str) -> list[Entity]:
                 value = raw.upper()
             elif kind == "date":
                 value = re.sub(r"(?i)^on\s+", "", raw)  # "on Monday" marks a date; the date is "Monday"
+                if deadline := _DEADLINE.search(text[:start]):  # "by Friday": when something is due, not when it happened
+                    value = text[deadline.start():start].lower() + value
             elif kind == "sort_code":
                 digits = re.sub(r"\D", "", raw)
                 value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"

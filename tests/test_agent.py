@@ -34,6 +34,13 @@ def test_the_customers_date_reads_as_they_said_it(agent, when, said):
     assert reply.intent == "card_arrival" and said in reply.text and " on on " not in reply.text
 
 
+def test_a_deadline_is_not_taken_for_the_day_it_happened(agent):
+    reply = agent.handle(Message("My new card still hasn't arrived and I need it by Friday", "email"))
+    assert reply.intent == "card_arrival" and "Friday" not in reply.text
+    reply = agent.handle(Message("I ordered my card on 3 March and need it by Friday, it hasn't arrived", "email"))
+    assert "ordering it on 3 March," in reply.text and "Friday" not in reply.text
+
+
 def test_every_number_in_a_draft_comes_from_the_customer_or_the_knowledge_base(agent):
     customer = "My card payment of €19.99 on 2 May at the shop was declined, card ending 4411"
     reply = agent.handle(Message(customer, "email"))

@@ -28,7 +28,9 @@ def kinds(text):
     # More ISO codes; those that are words in lower case ("try") only in capitals.
     ("charged AUD 150 and 45,000 JPY, I will try 50 times", [("amount", "150 AUD"), ("amount", "45,000 JPY")]),
     # A weekday alone is a date; before a day and month it belongs to that date.
-    ("I rang on Thursday 6 March and need it by Friday", [("date", "Thursday 6 March"), ("date", "Friday")]),
+    # A deadline says so in its value: replies do not take it for the day something happened.
+    ("I rang on Thursday 6 March and need it by Friday", [("date", "Thursday 6 March"), ("date", "by Friday")]),
+    ("paid since the 21st, due before the 3rd of May", [("date", "the 21st"), ("date", "before the 3rd of May")]),
     # Words between the cue and the reference; an acquirer reference number (ARN).
     ("the booking code on the statement is HX77Q2, the reference on my side was RENT-APR-25",
      [("reference", "HX77Q2"), ("reference", "RENT-APR-25")]),
