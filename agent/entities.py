@@ -10,7 +10,9 @@ import re
 
 from .types import Entity
 
-CURRENCY_SYMBOLS = {"£": "GBP", "€": "EUR", "$": "USD"}
+CURRENCY_SYMBOLS = {"£": "GBP", "€": "EUR", "$": "USD", "¥": "JPY", "₹": "INR", "A$": "AUD", "C$": "CAD", "NZ$": "NZD",
+                    "HK$": "HKD", "S$": "SGD", "US$": "USD"}
+_SYMBOL = "(?-i:" + "|".join(re.escape(k) for k in sorted(CURRENCY_SYMBOLS, key=len, reverse=True)) + ")"
 CURRENCY_WORDS = {
     "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "eur": "EUR", "euro": "EUR", "euros": "EUR",
@@ -42,11 +44,16 @@ _SPELLED = rf"(?:a\s+(?=hundred|thousand|million))?(?:{_NUMBER_WORD})(?:(?:\s+an
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# Ordinals as said, and as speech recognisers often leave them: "the fifth of June", "on the twenty-second".
+_ORDINAL_WORDS = ("(?:twenty[- ]|thirty[- ])?(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)"
+                  "|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth"
+                  "|nineteenth|twentieth|thirtieth")
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
     # Any case ("gb29 nwbk ..." in a chat): the mod-97 check below keeps out what only looks like one.
-    ("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.I)),
+    # Not "RF": a creditor reference (ISO 11649) has the same check digits, and is a reference.
+    ("iban", re.compile(r"\b(?!RF)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.I)),
     ("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("card_last4", re.compile(
         r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s*)?"
@@ -57,10 +64,10 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                                   re.I)),
     ("sort_code", re.compile(r"\bsort\s*code\s*(?:is|:)?\s*(?P<sort>\d{2}([- ]?)\d{2}\2\d{2})\b", re.I)),
     ("amount", re.compile(
-        rf"(?P<sym>[£€$])\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
+        rf"(?P<sym>{_SYMBOL})\s?(?P<n1>{_NUMBER})(?:\s?(?P<k1>k)\b)?"
         rf"|\b(?P<code>GBP|EUR|USD|CHF|PLN|{_CODES})\s?(?P<n2>{_NUMBER})"
         rf"|\b(?P<n3>{_NUMBER})(?:\s?(?P<k3>k)\b)?\s?(?P<word>{_CURRENCY_WORD})\b"
-        rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$])(?!\s?\d)"  # 30€; not the 5 of "5 $10 notes"
+        rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$¥₹])(?!\s?\d)"  # 30€; not the 5 of "5 $10 notes"
         rf"|\b(?P<pence>\d{{1,2}})p\b"  # 50p
         rf"|\b(?P<spelled>{_SPELLED})\s+(?P<word5>{_CURRENCY_WORD})\b", re.I)),
     ("reference", re.compile(
@@ -72,12 +79,15 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         r"|\b(?:order|reference|ref|booking|tracking|confirmation|case|ticket)\s*(?:number|no\.?|num|id|code)?"
         r"\s+(?:on|for|of|in|from)\s+(?:\w+\s+){1,3}?(?:is|was)\s*:?\s*#?\s*"
         r"(?P<ref2>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
-        r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*)\b", re.I)),
+        r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*|(?-i:RF)\d{2}[A-Z0-9]{1,21})\b", re.I)),
     ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
-                         r"|(?<![\w+])(?:\+\d{1,3}[\s-]?|\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
+                         r"|(?<![\w+])\+\d{1,3}[\s-]?\d{1,4}(?:[\s-]?\d{2,4}){1,3}\b"  # +61 2 5550 8812
+                         r"|(?<![\w+])(?:\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
     ("date", re.compile(
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
         rf"|\b(?:(?:{_DAYS}),?\s+(?:the\s+)?)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:\s+\d{{4}})?"
+        rf"|\b(?:(?:{_DAYS}),?\s+(?:the\s+)?)?(?:{_ORDINAL_WORDS})\s+of\s+(?:{_MONTHS})\b(?:\s+\d{{4}})?"
+        rf"|\b(?:{_MONTHS})\s+the\s+(?:{_ORDINAL_WORDS})\b"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         # "on Thursday": but "on Thursday 6 March" is the date above, weekday included
         rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
@@ -87,7 +97,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|a\s+few|a\s+couple\s+of|\d{{1,2}})\s+"
         rf"(?:days?|weeks?|months?)\s+ago\b"
         # "on the 5th", not "the 3rd time I've called": a preposition before, no noun after
-        rf"|\b(?:on|since|by|until|from|before|after)\s+(?P<ordinal>the\s+\d{{1,2}}(?:st|nd|rd|th))\b"
+        rf"|\b(?:on|since|by|until|from|before|after)\s+(?P<ordinal>the\s+(?:\d{{1,2}}(?:st|nd|rd|th)|{_ORDINAL_WORDS}))\b"
         rf"(?!\s+(?:of\s+)?(?:{_MONTHS})\b)"  # "the 3rd of May" is the day-and-month date above
         rf"(?!\s+(?:time|attempt|try|call|go|one|person|day|week|month|year|payment|charge|transaction|card"
         rf"|transfer|withdrawal|instal?ment|floor|page|line|digit)s?\b)",
@@ -159,8 +169,37 @@ def spelled_number(text: str) -> int:
     return total + current
 
 
+# Digits said one by one, as call transcripts often have them: "oh seven seven zero zero nine double oh".
+DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+               "seven": "7", "eight": "8", "nine": "9"}
+_DIGIT_WORD = rf"(?:(?:double|triple)\s+)?(?:{'|'.join(DIGIT_WORDS)})\b"
+_SPOKEN_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[\s,-]+{_DIGIT_WORD})+", re.I)
+
+
+def _digits_view(text: str) -> tuple[str, list[tuple[int, int]] | None]:
+    """``text`` with runs of at least four digits said one by one written as digits, and for each of its
+    characters the span of ``text`` it stands for (None where nothing was rewritten)."""
+    parts, source, last = [], [], 0
+    for m in _SPOKEN_DIGITS.finditer(text):
+        digits = ""
+        for repeat, word in re.findall(rf"(?:(double|triple)\s+)?({'|'.join(DIGIT_WORDS)})\b", m.group(), re.I):
+            digits += DIGIT_WORDS[word.lower()] * {"double": 2, "triple": 3}.get(repeat.lower(), 1)
+        if len(digits) < 4:
+            continue
+        parts += [text[last:m.start()], digits]
+        source += [(i, i + 1) for i in range(last, m.start())] + [m.span()] * len(digits)
+        last = m.end()
+    if not parts:
+        return text, None
+    parts.append(text[last:])
+    source += [(i, i + 1) for i in range(last, len(text))]
+    return "".join(parts), source
+
+
 def extract(text: str) -> list[Entity]:
-    """All entities in ``text``, in order of position."""
+    """All entities in ``text``, in order of position. The detectors read digits said one by one as
+    digits; an entity's ``text`` and span are still the words as written, and its value the digits."""
+    original, (text, source) = text, _digits_view(text)
     taken = [False] * len(text)
     found: list[Entity] = []
     for kind, pattern in PATTERNS:
@@ -196,8 +235,11 @@ def extract(text: str) -> list[Entity]:
             elif kind == "sort_code":
                 digits = re.sub(r"\D", "", raw)
                 value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"
-            found.append(Entity(kind=kind, text=raw, value=value, start=start, end=end))
             taken[start:end] = [True] * (end - start)
+            if source is not None:  # back to the words as written
+                start, end = source[start][0], source[end - 1][1]
+                raw = original[start:end]
+            found.append(Entity(kind=kind, text=raw, value=value, start=start, end=end))
     return sorted(found, key=lambda e: e.start)
 
 

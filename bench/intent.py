@@ -96,7 +96,8 @@ def throughput(fn, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
-HANDOVER_SETS = [REPO / "data" / "handover" / name for name in ("dev.jsonl", "test.jsonl", "independent.jsonl")]
+HANDOVER_SETS = [REPO / "data" / "handover" / name for name in ("dev.jsonl", "test.jsonl", "independent.jsonl",
+                                                                   "independent_2.jsonl")]
 
 
 def handover_figures(clf, path: Path) -> tuple[dict, dict]:

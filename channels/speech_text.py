@@ -212,7 +212,8 @@ def _say_entities(text: str, options: SpeechTextOptions) -> str:
         if e.kind == "amount":
             spoken = say_amount(e.value)
         elif e.kind in ("reference", "card_last4", "phone", "iban", "account_number", "sort_code"):
-            spoken = say_digits(e.text)
+            # digits said one by one are found as such (agent.entities); written as words, they are said as written
+            spoken = say_digits(e.text) if any(c.isdigit() for c in e.text) else e.text
         elif e.kind == "card_number":
             spoken = f"a card number ending in {say_digits(e.value[-4:])}"  # never a full card number
         elif e.kind == "email":

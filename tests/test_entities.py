@@ -72,6 +72,24 @@ def test_card_numbers_are_luhn_checked_and_never_echoed():
     assert luhn_valid("79927398713") and not luhn_valid("79927398710")
 
 
+def test_digits_said_one_by_one_are_found_and_masked():
+    # As call transcripts have them: the entity keeps the words as said, its value is the digits.
+    text = "it's oh seven seven zero zero nine double oh three two one, card ending five five one zero"
+    assert [(e.kind, e.text, e.value) for e in extract(text)] == [
+        ("phone", "oh seven seven zero zero nine double oh three two one", "07700900321"),
+        ("card_last4", "five five one zero", "5510")]
+    assert mask_pii(text) == "it's [PHONE], card ending five five one zero"
+    assert extract("oh no, one two three, I said it twice") == []  # fewer than four digits: words
+
+
+def test_more_currency_symbols_ordinal_words_and_creditor_references():
+    assert kinds("A$54.20, ₹45,000 and ¥30,000; call +61 2 5550 8812") == [
+        ("amount", "54.20 AUD"), ("amount", "45,000 INR"), ("amount", "30,000 JPY"), ("phone", "+61 2 5550 8812")]
+    assert kinds("dated the second of may, checked out on the fourteenth, not the second time") == [
+        ("date", "second of may"), ("date", "the fourteenth")]
+    assert kinds("paid to RF18539007547034") == [("reference", "RF18539007547034")]  # ISO 11649, not an IBAN
+
+
 def test_iban_followed_by_a_short_word_is_still_found():
     # The optional short last group once took "and" and the checksum then failed: the IBAN was lost
     # and its digits read as a phone number.
@@ -91,17 +109,21 @@ def test_mask_pii_keeps_amounts_and_references():
                       "refund £42.10 for order ZX-99812 to account [ACCOUNT_NUMBER], sort code [SORT_CODE]")
 
 
-def test_labelled_messages_written_without_sight_of_the_detectors():
-    """data/examples/entities_labelled.jsonl: 138 labelled entities in 50 messages, and decoys. A
-    detected entity matches a label of its kind whose text contains it or is contained in it ("on
-    Monday" for "Monday"). First scoring: recall 89.1%, precision 98.4%; after the fixes it showed up
-    (spelled-out amounts, more ISO codes, weekdays, an IBAN before a short word, words between a cue and
-    its reference): 97.8% and 100%. Still missed: a card ending given as an answer in a dialogue, a US
-    number without its area code, a reference read out with no cue before it."""
+@pytest.mark.parametrize("name, recall, precision", [("entities_labelled.jsonl", 0.97, 0.99),
+                                                     ("entities_labelled_2.jsonl", 0.90, 0.99)])
+def test_labelled_messages_written_without_sight_of_the_detectors(name, recall, precision):
+    """data/examples/entities_labelled*.jsonl: 138 and 162 labelled entities in 50 and 40 messages (the
+    second a third call transcripts), and decoys. A detected entity matches a label of its kind whose
+    text contains it or is contained in it ("on Monday" for "Monday"). First scoring: recall 89.1% and
+    77.8%, precision 98.4% and 99.2%; after the fixes they showed up (amounts in words, more currencies,
+    weekdays, ordinals in words, digits said one by one, an IBAN before a short word, words between a cue
+    and its reference): 97.8% and 90.7%, precision 100% on both. Still missed: a card ending given as an
+    answer in a dialogue, a US number without its area code, references spelled letter by letter or read
+    out with no cue, emails said aloud ("mark dot allen at example dot com")."""
     import json
     from pathlib import Path
 
-    lines = (Path(__file__).parents[1] / "data/examples/entities_labelled.jsonl").read_text().splitlines()
+    lines = (Path(__file__).parents[1] / "data/examples" / name).read_text().splitlines()
     found = missed = extra = 0
     for line in lines:
         item = json.loads(line)
@@ -115,4 +137,4 @@ def test_labelled_messages_written_without_sight_of_the_detectors():
                 found += 1
                 predicted.remove(hit)
         extra += len(predicted)
-    assert found / (found + missed) >= 0.97 and found / (found + extra) >= 0.99, (found, missed, extra)
+    assert found / (found + missed) >= recall and found / (found + extra) >= precision, (found, missed, extra)

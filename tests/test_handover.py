@@ -116,6 +116,18 @@ def test_shipped_detector_on_messages_written_without_sight_of_it(shipped_handov
     assert sum(r is not None for r in ordinary) <= 0.05 * len(ordinary)
 
 
+def test_shipped_detector_on_a_second_blind_set(shipped_handover):
+    """data/handover/independent_2.jsonl, 85 hand-over messages and 35 ordinary requests (a third each call
+    transcripts, emails and chats) by another writer who had seen none of this, scored once and not tuned
+    on: 82 and 5 handed over ("lol furious at myself for forgetting my password", "my bf is a lawyer and
+    he told me to ask ...")."""
+    results = hand_overs(shipped_handover, REPO / "data/handover/independent_2.jsonl")
+    reasons = [r for label, r in results if label != "none"]
+    ordinary = [r for label, r in results if label == "none"]
+    assert sum(r is not None for r in reasons) >= 0.95 * len(reasons)
+    assert sum(r is not None for r in ordinary) <= 0.2 * len(ordinary)
+
+
 def test_shipped_detector_keeps_banking_questions(shipped_handover):
     """The held-out Banking77 queries are ordinary requests: almost none is handed over."""
     results = hand_overs(shipped_handover, REPO / "data/heldout/intent.jsonl")

@@ -39,6 +39,7 @@ REPLIES = [
     ("Sent on 12/03/2026.", "Sent on the twelfth of March twenty twenty-six."),
     ("Sent on the 3rd March.", "Sent on the third of March."),
     ("I rang on Thursday 6 March.", "I rang on Thursday the sixth of March."),
+    ("Call oh two oh seven nine four six oh one one eight.", "Call oh two oh seven nine four six oh one one eight."),
     ("You were charged AUD 150.25.", "You were charged one hundred and fifty Australian dollars twenty-five."),
     ("Due 2026-01-05.", "Due the fifth of January twenty twenty-six."),
     ("Call 0800 555 0199.", "Call zero eight zero zero, five five five, zero one nine nine."),
