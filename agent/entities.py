@@ -16,7 +16,7 @@ _SYMBOL = "(?-i:" + "|".join(re.escape(k) for k in sorted(CURRENCY_SYMBOLS, key=
 CURRENCY_WORDS = {
     "gbp": "GBP", "pound": "GBP", "pounds": "GBP", "quid": "GBP",
     "eur": "EUR", "euro": "EUR", "euros": "EUR",
-    "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD",
+    "usd": "USD", "dollar": "USD", "dollars": "USD", "bucks": "USD", "us dollars": "USD",
     "chf": "CHF", "francs": "CHF", "pln": "PLN", "zloty": "PLN", "yen": "JPY", "rupees": "INR",
 }
 # Codes that are also English words in lower case ("try", "cad") count only in capitals.
@@ -50,7 +50,13 @@ _ORDINAL_WORDS = ("(?:twenty[- ]|thirty[- ])?(?:first|second|third|fourth|fifth|
                   "|nineteenth|twentieth|thirtieth")
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+    ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"
+                         # said aloud, as in a call: "mark dot allen at example dot com" (a known ending, so not
+                         # "I was at the shop dot")
+                         r"|\b(?!(?:works?|worked|working|shop(?:ped|ping)?|ordered|bought|paid|booked|looking|is|was|are"
+                         r"|were|me|us|him|her|them|it|job)\s)"
+                         r"[a-z0-9]+(?:\s+(?:dot|underscore)\s+[a-z0-9]+)*\s+at\s+[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*"
+                         r"\s+dot\s+(?:com|org|net|co|uk|io|ie|de|fr|es|it|nl|eu|edu|gov|info|me)\b", re.I)),
     # Any case ("gb29 nwbk ..." in a chat): the mod-97 check below keeps out what only looks like one.
     # Not "RF": a creditor reference (ISO 11649) has the same check digits, and is a reference.
     ("iban", re.compile(r"\b(?!RF)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.I)),
@@ -232,6 +238,8 @@ def extract(text: str) -> list[Entity]:
                 value = re.sub(r"(?i)^on\s+", "", raw)  # "on Monday" marks a date; the date is "Monday"
                 if deadline := _DEADLINE.search(text[:start]):  # "by Friday": when something is due, not when it happened
                     value = text[deadline.start():start].lower() + value
+            elif kind == "email" and "@" not in raw:
+                value = re.sub(r"\s+at\s+", "@", re.sub(r"\s+dot\s+", ".", re.sub(r"\s+underscore\s+", "_", raw.lower())))
             elif kind == "sort_code":
                 digits = re.sub(r"\D", "", raw)
                 value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"

@@ -82,6 +82,13 @@ def test_digits_said_one_by_one_are_found_and_masked():
     assert extract("oh no, one two three, I said it twice") == []  # fewer than four digits: words
 
 
+def test_emails_said_aloud_are_found_and_masked():
+    text = "and the email is mark dot allen at example dot com, she works at google dot com"
+    assert kinds(text) == [("email", "mark.allen@example.com")]  # not "works@google.com"
+    assert mask_pii(text) == "and the email is [EMAIL], she works at google dot com"
+    assert kinds("I was at the shop at nine, at home dot dot dot") == []
+
+
 def test_more_currency_symbols_ordinal_words_and_creditor_references():
     assert kinds("A$54.20, ₹45,000 and ¥30,000; call +61 2 5550 8812") == [
         ("amount", "54.20 AUD"), ("amount", "45,000 INR"), ("amount", "30,000 JPY"), ("phone", "+61 2 5550 8812")]
@@ -110,16 +117,16 @@ def test_mask_pii_keeps_amounts_and_references():
 
 
 @pytest.mark.parametrize("name, recall, precision", [("entities_labelled.jsonl", 0.97, 0.99),
-                                                     ("entities_labelled_2.jsonl", 0.90, 0.99)])
+                                                     ("entities_labelled_2.jsonl", 0.92, 0.99)])
 def test_labelled_messages_written_without_sight_of_the_detectors(name, recall, precision):
     """data/examples/entities_labelled*.jsonl: 138 and 162 labelled entities in 50 and 40 messages (the
     second a third call transcripts), and decoys. A detected entity matches a label of its kind whose
     text contains it or is contained in it ("on Monday" for "Monday"). First scoring: recall 89.1% and
     77.8%, precision 98.4% and 99.2%; after the fixes they showed up (amounts in words, more currencies,
-    weekdays, ordinals in words, digits said one by one, an IBAN before a short word, words between a cue
-    and its reference): 97.8% and 90.7%, precision 100% on both. Still missed: a card ending given as an
-    answer in a dialogue, a US number without its area code, references spelled letter by letter or read
-    out with no cue, emails said aloud ("mark dot allen at example dot com")."""
+    weekdays, ordinals in words, digits and emails said aloud, an IBAN before a short word, words between
+    a cue and its reference): 97.8% and 92.6%, precision 100% on both. Still missed: a card ending given
+    as an answer in a dialogue, a US number without its area code, references spelled letter by letter or
+    read out with no cue."""
     import json
     from pathlib import Path
 
