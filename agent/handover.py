@@ -14,7 +14,7 @@ that model's embeddings.
 How the two combine (``agent.sentiment.handover_reason``): a cue counts unless the model is sure
 the message is ordinary (probability of "none" at least ``GATE``: "I need a printout for court" is
 not a legal threat), and a request for a person, a threat of legal action or explicit fury counts
-even then (``agent.sentiment.firm``: the model read "can someone call me back about my pin" as
+even then (``agent.sentiment.cue_reason``: the model read "can someone call me back about my pin" as
 ordinary at 0.97); without a cue, the model
 hands over when one reason's probability is at least ``THRESHOLD``. Both were chosen on
 ``data/handover/dev.jsonl``.

@@ -73,7 +73,7 @@ LEGAL = re.compile(
     r"data\s+protection\s+(?:act|law|request|complaint|officer)|subject\s+access\s+request|information\s+commissioner)\b",
     re.I)
 # Legal threats that no topic explains away (unlike "court" or "solicitor" alone, as in "a printout
-# for court"): the learned detector may not overrule these (see firm).
+# for court"): the learned detector may not overrule these (see cue_reason).
 LEGAL_ACTION = re.compile(
     r"\b(?:legal\s+(?:action|proceedings)|lawsuits?|small\s+claims|class\s+action|ombudsman|"
     r"(?:take|taking|drag|dragging)\s+(?:you|this|it|the\s+bank)\s+to\s+court|see\s+you\s+in\s+court|"
@@ -175,11 +175,11 @@ def given_reason(mood: Sentiment, reason: str | None) -> Sentiment:
 def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None = None) -> str | None:
     """Why a person must take this message over, or None. ``learned``: the hand-over model's
     probabilities for the message (``agent.handover``), where the intent model has one: it can
-    overrule a cue (not a ``firm`` one), and catch what no cue names."""
-    cue = cue_reason(text, mood)
+    overrule a cue (not a firm one, see ``cue_reason``), and catch what no cue names."""
+    cue, firm = cue_reason(text, mood) or (None, False)
     if learned is None:
         return cue
-    if cue is not None and (learned["none"] < GATE or firm(text, cue)):
+    if cue is not None and (learned["none"] < GATE or firm):
         return cue
     label = max(REASONS, key=learned.get)
     if learned[label] >= THRESHOLD:
@@ -187,31 +187,25 @@ def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None
     return None
 
 
-def firm(text: str, cue: str) -> bool:
-    """Whether a cue stands whatever the learned detector says: a request for a person, a threat of
-    legal action, or explicit fury ("furious", "you idiots", "I've had it with you"), which the
-    detector, reading meaning rather than words, overruled in terse messages ("Fix it. Now.", "what a
-    clown show"). Not a scam asked about ("is this text a scam?"), nor words that name a topic."""
-    if cue == REASONS["person"] or LEGAL_ACTION.search(text):
-        return True
-    return cue.startswith(REASONS["angry"] + " ('") and any(
-        not re.fullmatch(r"scam\w*", m.group(), re.I) for m in FURY.finditer(text))
-
-
-def cue_reason(text: str, mood: Sentiment) -> str | None:
-    """The reason the explicit cues give, the gravest first, or None."""
+def cue_reason(text: str, mood: Sentiment) -> tuple[str, bool] | None:
+    """The reason the explicit cues give, the gravest first, and whether it is firm, or None. A firm cue
+    stands whatever the learned detector says: a request for a person, a threat of legal action, or
+    explicit fury ("furious", "you idiots", "I've had it with you"), which the detector, reading meaning
+    rather than words, overruled in terse messages ("Fix it. Now.", "what a clown show"). Not a scam
+    asked about ("is this text a scam?"), nor words that name a topic ("a printout for court")."""
     if LEGAL.search(text):
-        return REASONS["legal"]
+        return REASONS["legal"], LEGAL_ACTION.search(text) is not None
     if PUBLIC.search(text):
-        return REASONS["public"]
+        return REASONS["public"], False
     if COMPLAINT.search(text):
-        return REASONS["complaint"]
+        return REASONS["complaint"], False
     if MACHINE.search(text) or any(not TURNED_DOWN.search(text[:m.start()]) for m in PERSON.finditer(text)):
-        return REASONS["person"]
-    fury = FURY.search(text)
-    if fury:
-        return f"angry customer ('{fury.group()}', sentiment {mood.score:+.2f})"
+        return REASONS["person"], True
+    furies = [m.group() for m in FURY.finditer(text)]
+    if furies:
+        return (f"angry customer ('{furies[0]}', sentiment {mood.score:+.2f})",
+                any(not re.fullmatch(r"scam\w*", fury, re.I) for fury in furies))
     temper = round(_analyser(problems_neutral=True).polarity_scores(text)["compound"], 3) if mood.score < NEGATIVE else 0
     if temper <= ANGRY or (temper < NEGATIVE and ANGER.search(text)):
-        return f"angry customer (sentiment {mood.score:+.2f}, {temper:+.2f} without the problem's own words)"
+        return f"angry customer (sentiment {mood.score:+.2f}, {temper:+.2f} without the problem's own words)", False
     return None
