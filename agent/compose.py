@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from .entities import is_deadline
 from .knowledge import Entry
 from .types import Entity
 
@@ -89,12 +90,9 @@ def _first_of_each_kind(entry: Entry, entities: list[Entity]) -> dict[str, str]:
     first: dict[str, str] = {}
     for e in entities:
         # A deadline ("by Friday") is not the date the entry's sentences speak of ("you ordered it on ...").
-        if e.kind in entry.personal and not (e.kind == "date" and _DEADLINE.match(e.value)):
+        if e.kind in entry.personal and not is_deadline(e):
             first.setdefault(e.kind, e.value)
     return first
-
-
-_DEADLINE = re.compile(r"(?:by|before|until|till)\s", re.I)
 
 
 # Dates that take no "on": "ordered it yesterday" or "two weeks ago", not "ordered it on yesterday".

@@ -111,7 +111,14 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
 ]
 
 
-_DEADLINE = re.compile(r"\b(?:by|before|until|till)\s+(?:the\s+)?$", re.I)
+_DEADLINE_WORDS = "by|before|until|till"
+_DEADLINE = re.compile(rf"\b(?:{_DEADLINE_WORDS})\s+(?:the\s+)?$", re.I)
+
+
+def is_deadline(entity: Entity) -> bool:
+    """A date the customer needs something by ("by Friday"), not one on which something happened:
+    ``extract`` keeps the deadline's word in the value."""
+    return entity.kind == "date" and re.match(rf"(?:{_DEADLINE_WORDS})\s", entity.value, re.I) is not None
 
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
 VALUE_GROUPS = {"reference": ("ref", "ref2", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
@@ -178,8 +185,8 @@ def spelled_number(text: str) -> int:
 # Digits said one by one, as call transcripts often have them: "oh seven seven zero zero nine double oh".
 DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                "seven": "7", "eight": "8", "nine": "9"}
-_DIGIT_WORD = rf"(?:(?:double|triple)\s+)?(?:{'|'.join(DIGIT_WORDS)})\b"
-_SPOKEN_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[\s,-]+{_DIGIT_WORD})+", re.I)
+_DIGIT_WORD = re.compile(rf"(?:(double|triple)\s+)?({'|'.join(DIGIT_WORDS)})\b", re.I)
+_SPOKEN_DIGITS = re.compile(rf"\b{_DIGIT_WORD.pattern}(?:[\s,-]+{_DIGIT_WORD.pattern})+", re.I)
 
 
 def _digits_view(text: str) -> tuple[str, list[tuple[int, int]] | None]:
@@ -188,7 +195,7 @@ def _digits_view(text: str) -> tuple[str, list[tuple[int, int]] | None]:
     parts, source, last = [], [], 0
     for m in _SPOKEN_DIGITS.finditer(text):
         digits = ""
-        for repeat, word in re.findall(rf"(?:(double|triple)\s+)?({'|'.join(DIGIT_WORDS)})\b", m.group(), re.I):
+        for repeat, word in _DIGIT_WORD.findall(m.group()):
             digits += DIGIT_WORDS[word.lower()] * {"double": 2, "triple": 3}.get(repeat.lower(), 1)
         if len(digits) < 4:
             continue
