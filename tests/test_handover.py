@@ -95,37 +95,23 @@ def hand_overs(classifier, path):
     return [(e.intent, handover_reason(e.text, sentiment(e.text), p.handover)) for e, p in zip(examples, predictions)]
 
 
-def test_shipped_detector_on_the_development_set(shipped_handover):
-    """data/handover/dev.jsonl, 166 hand-over messages and 90 ordinary requests: 163 and 10 handed over
-    (the cues alone: 129 and 5)."""
-    results = hand_overs(shipped_handover, REPO / "data/handover/dev.jsonl")
+@pytest.mark.parametrize("name, caught, ordinary_ceiling", [
+    # 166 hand-over messages and 90 ordinary requests: 163 and 10 handed over (the cues alone: 133 and 5).
+    ("dev.jsonl", 0.9, 0.15),
+    # 110 and 60 by a writer who had seen neither the cues nor the detector: first scoring 101 and 4
+    # handed over; 109 and 2 after the cue fixes it showed up.
+    ("independent.jsonl", 0.95, 0.05),
+    # 85 and 35 (a third each call transcripts, emails and chats) by another writer who had seen none of
+    # this, scored once and not tuned on: 82 and 5 ("lol furious at myself for forgetting my password",
+    # "my bf is a lawyer and he told me to ask ...").
+    ("independent_2.jsonl", 0.95, 0.2),
+])
+def test_shipped_detector_on_hand_over_sets(shipped_handover, name, caught, ordinary_ceiling):
+    results = hand_overs(shipped_handover, REPO / "data/handover" / name)
     reasons = [r for label, r in results if label != "none"]
     ordinary = [r for label, r in results if label == "none"]
-    assert sum(r is not None for r in reasons) >= 0.9 * len(reasons)
-    assert sum(r is not None for r in ordinary) <= 0.15 * len(ordinary)
-
-
-def test_shipped_detector_on_messages_written_without_sight_of_it(shipped_handover):
-    """data/handover/independent.jsonl, 110 hand-over messages and 60 ordinary requests written by a
-    writer who had seen neither the cues nor the detector: first scoring 101 and 4 handed over; 109
-    and 2 after the cue fixes it showed up."""
-    results = hand_overs(shipped_handover, REPO / "data/handover/independent.jsonl")
-    reasons = [r for label, r in results if label != "none"]
-    ordinary = [r for label, r in results if label == "none"]
-    assert sum(r is not None for r in reasons) >= 0.95 * len(reasons)
-    assert sum(r is not None for r in ordinary) <= 0.05 * len(ordinary)
-
-
-def test_shipped_detector_on_a_second_blind_set(shipped_handover):
-    """data/handover/independent_2.jsonl, 85 hand-over messages and 35 ordinary requests (a third each call
-    transcripts, emails and chats) by another writer who had seen none of this, scored once and not tuned
-    on: 82 and 5 handed over ("lol furious at myself for forgetting my password", "my bf is a lawyer and
-    he told me to ask ...")."""
-    results = hand_overs(shipped_handover, REPO / "data/handover/independent_2.jsonl")
-    reasons = [r for label, r in results if label != "none"]
-    ordinary = [r for label, r in results if label == "none"]
-    assert sum(r is not None for r in reasons) >= 0.95 * len(reasons)
-    assert sum(r is not None for r in ordinary) <= 0.2 * len(ordinary)
+    assert sum(r is not None for r in reasons) >= caught * len(reasons)
+    assert sum(r is not None for r in ordinary) <= ordinary_ceiling * len(ordinary)
 
 
 def test_shipped_detector_keeps_banking_questions(shipped_handover):
