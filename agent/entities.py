@@ -41,6 +41,16 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
 SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _NUMBER_WORD = "|".join(sorted([*NUMBER_WORDS, *SCALES], key=len, reverse=True))
 _SPELLED = rf"(?:a\s+(?=hundred|thousand|million))?(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s-]+)(?:{_NUMBER_WORD}))*"
+# Pence and cents after the pounds, dollars or euros, as said: "forty two pounds fifty", "twenty dollars and
+# fifty cents"; not a count that follows ("ten pounds two weeks ago", "fifty pounds one time").
+_UNITS = "one|two|three|four|five|six|seven|eight|nine"
+_UNDER_100 = (rf"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:{_UNITS}))?|ten|eleven|twelve"
+              rf"|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|{_UNITS}")
+_MINOR_UNIT = r"(?:pence|p|cents?)\b"
+_MINOR = (rf"\s+and\s+(?P<minor>{_UNDER_100})\s+{_MINOR_UNIT}"
+          rf"|\s+(?P<minor2>{_UNDER_100})\b(?:\s+{_MINOR_UNIT})?(?![\s-]+(?:{_NUMBER_WORD}|times?|days?|weeks?|months?|years?"
+          rf"|hours?|minutes?|mins?|seconds?|of|more|extra|percent|per|cards?|transactions?|payments?|charges?"
+          rf"|people|items?|euros?|pounds?|dollars?|quid|bucks)\b)")
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
@@ -49,21 +59,29 @@ _ORDINAL_WORDS = ("(?:twenty[- ]|thirty[- ])?(?:first|second|third|fourth|fifth|
                   "|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth"
                   "|nineteenth|twentieth|thirtieth")
 
+# What may stand between a question and its answer in a dialogue: the rest of the question's line (no digits,
+# no full stop), a speaker's label and a few fillers ("... of the card? Customer: yeah it's 3456").
+_ANSWER = (r"[^\d\n.!?]{0,60}?[?.:]?\s*(?:(?:customer|caller|client|me)\s*:)?"
+           r"(?:[\s,]*\b(?:yeah|yes|yep|sure|ok|okay|uh|um|erm|so|right|it's|its|it\s+is|that's|that\s+is|they're"
+           r"|they\s+are)\b)*[\s,]*")
+
 PATTERNS: list[tuple[str, re.Pattern]] = [
     ("email", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"
                          # said aloud, as in a call: "mark dot allen at example dot com" (a known ending, so not
                          # "I was at the shop dot")
                          r"|\b(?!(?:works?|worked|working|shop(?:ped|ping)?|ordered|bought|paid|booked|looking|is|was|are"
                          r"|were|me|us|him|her|them|it|job)\s)"
-                         r"[a-z0-9]+(?:\s+(?:dot|underscore)\s+[a-z0-9]+)*\s+at\s+[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*"
+                         rf"[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*(?:\s+(?:dot|underscore)\s+[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*)*"
+                         r"\s+at\s+[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*"
                          r"\s+dot\s+(?:com|org|net|co|uk|io|ie|de|fr|es|it|nl|eu|edu|gov|info|me)\b", re.I)),
     # Any case ("gb29 nwbk ..." in a chat): the mod-97 check below keeps out what only looks like one.
     # Not "RF": a creditor reference (ISO 11649) has the same check digits, and is a reference.
     ("iban", re.compile(r"\b(?!RF)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", re.I)),
     ("card_number", re.compile(r"\b(?:\d[ -]?){12,18}\d\b")),
     ("card_last4", re.compile(
-        r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s+(?:digits\s*)?"
-        r"(?:are|is|of\s+my\s+card\s+are)?\s*:?\s*(\d{4})\b"
+        r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s*(?:are|is|:)\s*(\d{4})\b"
+        # "the last four digits of my card are 3456", and the answer to the question in a dialogue
+        rf"|\blast\s+(?:4|four)\s+(?:digits|numbers|of\s+(?:the|your|my)\s+(?:\w+\s+)?card)\b{_ANSWER}(\d{{4}})\b(?![.,]\d)"
         r"|(?<![\w*•#])(?:[*xX•#]{4}[\s-]?){1,3}(\d{4})\b", re.I)),  # a masked number: ****1234, xxxx-xxxx-xxxx-5678
     # UK account numbers (8 digits) and sort codes, only where the words say so: bare, they are any number.
     ("account_number", re.compile(r"\b(?:account|acct|a/c)\s*(?:number|no\.?|num|#)?\s*(?:is|:)?\s*(?P<acct>\d{8})\b",
@@ -75,19 +93,30 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?P<n3>{_NUMBER})(?:\s?(?P<k3>k)\b)?\s?(?P<word>{_CURRENCY_WORD})\b"
         rf"|\b(?P<n4>{_NUMBER})\s?(?P<sym4>[£€$¥₹])(?!\s?\d)"  # 30€; not the 5 of "5 $10 notes"
         rf"|\b(?P<pence>\d{{1,2}})p\b"  # 50p
-        rf"|\b(?P<spelled>{_SPELLED})\s+(?P<word5>{_CURRENCY_WORD})\b", re.I)),
+        rf"|\b(?P<spelled>{_SPELLED})\s+(?P<word5>{_CURRENCY_WORD})\b(?:{_MINOR})?"
+        rf"|\b(?P<pence_said>{_UNDER_100})\s+pence\b", re.I)),
     ("reference", re.compile(
-        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer|claim|complaint"
+        r"\b(?:order|reference|ref|transaction|case|ticket|invoice|booking|payment|customer(?!\s*:)|claim|complaint"
         r"|tracking|parcel|receipt|confirmation|arn)\s*"
         r"(?:number|no\.?|num|id|#|code)?\s*(?:is|was|:|#|-)?\s*#?\s*"
-        r"(?P<ref>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
+        r"(?P<ref>(?=[A-Z0-9/-]*\d)(?!\d+/)[A-Z0-9][A-Z0-9/-]{3,}[A-Z0-9])\b"
         # "the tracking number for the replacement card is ...", "the reference on my side was ..."
         r"|\b(?:order|reference|ref|booking|tracking|confirmation|case|ticket)\s*(?:number|no\.?|num|id|code)?"
         r"\s+(?:on|for|of|in|from)\s+(?:\w+\s+){1,3}?(?:is|was)\s*:?\s*#?\s*"
-        r"(?P<ref2>(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{3,}[A-Z0-9])\b"
-        r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*|(?-i:RF)\d{2}[A-Z0-9]{1,21})\b", re.I)),
+        r"(?P<ref2>(?=[A-Z0-9/-]*\d)(?!\d+/)[A-Z0-9][A-Z0-9/-]{3,}[A-Z0-9])\b"
+        r"|\b(?P<bare>[A-Z]{2,5}-\d{3,}(?:-[A-Z0-9]+)*|(?-i:RF)\d{2}[A-Z0-9]{1,21}"
+        # a code in capitals with at least three digits, cue or not ("it's R7729-K"; a code spelled out in a
+        # call, "t x seven seven three nine", once written out), and a UUID (a SWIFT UETR, a transaction id)
+        # (not one shaped like a UK postcode read out, "m one four five t q", nor like an IBAN that failed its check)
+        r"|(?-i:(?=(?:[A-Z-]*\d){3})(?=[A-Z0-9-]{5})(?![A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}\b|[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b)[A-Z][A-Z0-9]*\d[A-Z0-9]*(?:-[A-Z0-9]+)*)"
+        r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b", re.I)),
     ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
-                         r"|(?<![\w+])\+\d{1,3}[\s-]?\d{1,4}(?:[\s-]?\d{2,4}){1,3}\b"  # +61 2 5550 8812
+                         # a North American number without its area code, where the words say it is one
+                         # a North American number without separators or its area code ("555-0134", "three one two five
+                         # five five ..." in a call), where the words say it is one
+                         rf"|\b(?:number|phone|call|ring|text|cell|mobile|reach)\b{_ANSWER}"
+                         r"(?P<local>\d{3}-?\d{4}|\d{10})\b(?![-.,]\d)"
+                         r"|(?<![\w+])\+\d{1,3}[\s-]?\d{1,4}(?:[\s-]?\d{2,4}){1,4}\b"  # +61 2 5550 8812, +33 6 12 34 56 78
                          r"|(?<![\w+])(?:\(0\d{2,4}\)\s?|0)\d{2,4}(?:[\s-]?\d{2,4}){1,3}\b")),
     ("date", re.compile(
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b\d{{4}}/\d{{1,2}}/\d{{1,2}}\b|\b\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}\b"
@@ -96,7 +125,7 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         rf"|\b(?:{_MONTHS})\s+the\s+(?:{_ORDINAL_WORDS})\b"
         rf"|\b(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:,?\s+\d{{4}})?"
         # "on Thursday": but "on Thursday 6 March" is the date above, weekday included
-        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|week|month)\b"
+        rf"|\b(?:last|this|next|on)\s+(?:{_DAYS}|mon|tues?|wed|weds|thur?s?|fri|sat|sun|week|month)\b"
         rf"(?!,?\s+(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b)"
         rf"|\b(?:this|yesterday|tomorrow)\s+(?:morning|afternoon|evening)\b|\b(?:tonight|last\s+night)\b"
         rf"|\b(?:yesterday|today|tomorrow)\b|\b(?:{_DAYS})\b"  # "by Friday", "called Monday"
@@ -121,8 +150,8 @@ def is_deadline(entity: Entity) -> bool:
     return entity.kind == "date" and re.match(rf"(?:{_DEADLINE_WORDS})\s", entity.value, re.I) is not None
 
 # The part of a match that is the entity, where the pattern also matches its cue ("card ending", "sort code").
-VALUE_GROUPS = {"reference": ("ref", "ref2", "bare"), "card_last4": (1, 2, 3), "account_number": ("acct",),
-                "sort_code": ("sort",), "date": ("ordinal",)}
+VALUE_GROUPS = {"reference": ("ref", "ref2", "bare"), "card_last4": (1, 2, 3, 4), "account_number": ("acct",),
+                "sort_code": ("sort",), "date": ("ordinal",), "phone": ("local",)}
 
 
 def luhn_valid(digits: str) -> bool:
@@ -154,13 +183,36 @@ def _amount_value(m: re.Match) -> str:
     word = m.group("word") or m.group("word5") or ""
     currency = (CURRENCY_SYMBOLS.get(m.group("sym") or m.group("sym4") or "") or (m.group("code") or "").upper()
                 or CURRENCY_WORDS.get(word.lower()) or word)
+    if m.group("pence_said"):
+        return f"£{spelled_number(m.group('pence_said')) / 100:.2f}"
     if m.group("spelled"):
-        return _format_amount(spelled_number(m.group("spelled")), currency)
+        minor = m.group("minor") or m.group("minor2")
+        return _format_amount(spelled_number(m.group("spelled")) + (spelled_number(minor) / 100 if minor else 0), currency)
     number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
     if re.search(r",\d{1,2}$", number) or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", number):  # 45,99 1.234,56 1.000
         number = re.sub(r"[.\s]", "", number).replace(",", ".")
     return _format_amount(float(re.sub(r"[,\s]", "", number)) * (1000 if m.group("k1") or m.group("k3") else 1),
                           currency)
+
+
+def _said_email(said: str) -> str:
+    """"anna dot kowalski eighty eight at gmail dot com" -> "anna.kowalski88@gmail.com": the number words
+    that end a part are written as digits (one by one where each is a digit, else as one number)."""
+    parts = re.split(r"\s+(dot|underscore|at)\s+", said.lower())
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append({"dot": ".", "underscore": "_", "at": "@"}[part])
+            continue
+        words = part.split()
+        k = len(words)
+        while k and (words[k - 1] in NUMBER_WORDS or words[k - 1] in SCALES):
+            k -= 1
+        number = words[k:]
+        digits = "".join(DIGIT_WORDS[w] for w in number) if all(w in DIGIT_WORDS for w in number) \
+            else str(spelled_number(" ".join(number)))
+        out.append("".join(words[:k]) + digits)
+    return "".join(out)
 
 
 def _format_amount(amount: float, currency: str) -> str:
@@ -182,26 +234,53 @@ def spelled_number(text: str) -> int:
     return total + current
 
 
-# Digits said one by one, as call transcripts often have them: "oh seven seven zero zero nine double oh".
+# Digits said one by one, as call transcripts often have them: "oh seven seven zero zero nine double oh",
+# and codes spelled out letter by letter among them: "case number c r nine four four two one".
 DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
                "seven": "7", "eight": "8", "nine": "9"}
-_DIGIT_WORD = re.compile(rf"(?:(double|triple)\s+)?({'|'.join(DIGIT_WORDS)})\b", re.I)
-_SPOKEN_DIGITS = re.compile(rf"\b{_DIGIT_WORD.pattern}(?:[\s,-]+{_DIGIT_WORD.pattern})+", re.I)
+_SPOKEN_TOKEN = re.compile(rf"(?:(double|triple)\s+)?({'|'.join(DIGIT_WORDS)}|(?<!['’])[a-z](?!['’]))\b", re.I)
+_SPOKEN_RUN = re.compile(rf"\b{_SPOKEN_TOKEN.pattern}(?:[\s,-]+{_SPOKEN_TOKEN.pattern})+", re.I)
+_WORD_LETTERS = ("a", "i")  # single letters that are also words ("it's a four digit code", "... nine i think")
+
+
+def _spoken_code(run: str) -> tuple[str, int, int] | None:
+    """A run of spoken digits and letters written out ("c r nine four" -> "CR94"), with its span in
+    ``run``; None where it is not a number or code: fewer than four digits alone, or letters with fewer
+    than two digits, under five characters, or none but "a" and "i"."""
+    tokens = list(_SPOKEN_TOKEN.finditer(run))
+
+    def word_letter(t: re.Match) -> bool:
+        return not t.group(1) and t.group(2).lower() in _WORD_LETTERS
+
+    # a trailing "i" is the next sentence's ("... nine i think"); a trailing "a" ends a code with other letters
+    # ("w q five five eight one a") but not a number ("one two three four a month")
+    spelled = any(t.group(2).lower() not in DIGIT_WORDS and not word_letter(t) for t in tokens)
+    while tokens and word_letter(tokens[-1]) and (tokens[-1].group(2).lower() == "i" or not spelled):
+        tokens.pop()
+    while len(tokens) > 1 and word_letter(tokens[0]) and tokens[1].group(2).lower() in DIGIT_WORDS:
+        tokens.pop(0)
+    chars = "".join((DIGIT_WORDS.get(t.group(2).lower()) or t.group(2).upper())
+                    * {"double": 2, "triple": 3}.get((t.group(1) or "").lower(), 1) for t in tokens)
+    digits = sum(c.isdigit() for c in chars)
+    letters = [t.group(2).lower() for t in tokens if t.group(2).lower() not in DIGIT_WORDS]
+    if not letters and digits >= 4 or (letters and digits >= 2 and len(chars) >= 5
+                                       and any(x not in _WORD_LETTERS for x in letters)):
+        return chars, tokens[0].start(), tokens[-1].end()
+    return None
 
 
 def _digits_view(text: str) -> tuple[str, list[tuple[int, int]] | None]:
-    """``text`` with runs of at least four digits said one by one written as digits, and for each of its
-    characters the span of ``text`` it stands for (None where nothing was rewritten)."""
+    """``text`` with runs of at least four digits said one by one, and codes spelled among them, written
+    as digits and capitals, and for each of its characters the span of ``text`` it stands for (None where
+    nothing was rewritten)."""
     parts, source, last = [], [], 0
-    for m in _SPOKEN_DIGITS.finditer(text):
-        digits = ""
-        for repeat, word in _DIGIT_WORD.findall(m.group()):
-            digits += DIGIT_WORDS[word.lower()] * {"double": 2, "triple": 3}.get(repeat.lower(), 1)
-        if len(digits) < 4:
+    for m in _SPOKEN_RUN.finditer(text):
+        if (code := _spoken_code(m.group())) is None:
             continue
-        parts += [text[last:m.start()], digits]
-        source += [(i, i + 1) for i in range(last, m.start())] + [m.span()] * len(digits)
-        last = m.end()
+        chars, start, end = code[0], m.start() + code[1], m.start() + code[2]
+        parts += [text[last:start], chars]
+        source += [(i, i + 1) for i in range(last, start)] + [(start, end)] * len(chars)
+        last = end
     if not parts:
         return text, None
     parts.append(text[last:])
@@ -237,7 +316,7 @@ def extract(text: str) -> list[Entity]:
                 value = raw.replace(" ", "").upper()
             elif kind == "amount":
                 value = _amount_value(m)
-            elif kind == "phone" and len(re.sub(r"\D", "", raw)) < 9:
+            elif kind == "phone" and len(re.sub(r"\D", "", raw)) < (7 if m.group("local") else 9):
                 continue
             elif kind == "reference":
                 value = raw.upper()
@@ -246,7 +325,7 @@ def extract(text: str) -> list[Entity]:
                 if deadline := _DEADLINE.search(text[:start]):  # "by Friday": when something is due, not when it happened
                     value = text[deadline.start():start].lower() + value
             elif kind == "email" and "@" not in raw:
-                value = re.sub(r"\s+at\s+", "@", re.sub(r"\s+dot\s+", ".", re.sub(r"\s+underscore\s+", "_", raw.lower())))
+                value = _said_email(raw)
             elif kind == "sort_code":
                 digits = re.sub(r"\D", "", raw)
                 value = f"{digits[:2]}-{digits[2:4]}-{digits[4:]}"

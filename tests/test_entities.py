@@ -82,6 +82,52 @@ def test_digits_said_one_by_one_are_found_and_masked():
     assert extract("oh no, one two three, I said it twice") == []  # fewer than four digits: words
 
 
+def test_codes_spelled_letter_by_letter_in_a_call_are_references():
+    # A speech recogniser writes a spelled code as single letters among digit words; written out, it is
+    # a reference with or without a cue before it.
+    text = ("agent: i've raised case number c r nine four four two one for you customer: and the booking "
+            "is b k nine x four seven, it's t x seven seven three nine zero two")
+    assert [(e.kind, e.text, e.value) for e in extract(text)] == [
+        ("reference", "c r nine four four two one", "CR94421"), ("reference", "b k nine x four seven", "BK9X47"),
+        ("reference", "t x seven seven three nine zero two", "TX773902")]
+    # "a" and "i" are words at the edges of a run, the s of "it's" is no letter, a postcode read out is no
+    # reference, and a few letters and digits are not a code.
+    assert extract("it's a four five six seven i think, he's b one two") == []
+    assert extract("the postcode is m one four five t q, plan b two") == []
+    assert kinds("it's a c c eight eight one zero four") == [("reference", "ACC88104")]
+
+
+def test_written_codes_and_uuids_are_references_without_a_cue():
+    assert kinds("let me read it off the letter, it's R7729-K. A UETR of 9f3c2a71-4b8e-4d2a-a6f1-2c7d8e9b0a14") == [
+        ("reference", "R7729-K"), ("reference", "9F3C2A71-4B8E-4D2A-A6F1-2C7D8E9B0A14")]
+    # Too short, too few digits, or an IBAN that failed its check: not references.
+    assert kinds("an A380 with COVID19 to NL91ABNA0417164301") == []
+
+
+def test_card_ending_given_as_an_answer():
+    assert kinds("Agent: Can I take the last four digits of the card? Customer: Yeah it's 3456. Agent: Thanks") == [
+        ("card_last4", "3456")]
+    assert kinds("agent: can you confirm the last four numbers customer: five five one zero agent: thank you") == [
+        ("card_last4", "5510")]
+    # The question alone, then another number: not a card ending.
+    assert kinds("I don't know the last four digits. It was in 2024.") == []
+
+
+def test_local_number_where_the_words_say_it_is_one():
+    assert kinds("call me at 555-0134, my old number 555-0199") == [("phone", "555-0134"), ("phone", "555-0199")]
+    assert mask_pii("please ring 555-0134") == "please ring [PHONE]"
+    assert kinds("ticket 555-0134") == [("reference", "555-0134")]
+
+
+def test_pence_and_cents_said_after_the_amount():
+    assert kinds("forty two pounds fifty, twenty dollars and fifty cents, one thousand and forty seven pounds "
+                 "thirty and a fee of fifty pence") == [
+        ("amount", "£42.50"), ("amount", "$20.50"), ("amount", "£1,047.30"), ("amount", "£0.50")]
+    # A count after the amount is not its pence.
+    assert kinds("ten pounds two weeks ago, then fifty pounds one time") == [
+        ("amount", "£10"), ("date", "two weeks ago"), ("amount", "£50")]
+
+
 def test_emails_said_aloud_are_found_and_masked():
     text = "and the email is mark dot allen at example dot com, she works at google dot com"
     assert kinds(text) == [("email", "mark.allen@example.com")]  # not "works@google.com"
@@ -116,32 +162,59 @@ def test_mask_pii_keeps_amounts_and_references():
                       "refund £42.10 for order ZX-99812 to account [ACCOUNT_NUMBER], sort code [SORT_CODE]")
 
 
-@pytest.mark.parametrize("name, recall, precision", [("entities_labelled.jsonl", 0.97, 0.99),
-                                                     ("entities_labelled_2.jsonl", 0.92, 0.99)])
+def _comparable(kind, value):
+    """A value in a form both the detectors and the writers of the labelled sets agree on: an amount as its
+    currency and number ("AUD 900.00" and "900 AUD" alike), a reference or IBAN without spaces or case,
+    a phone number's digits."""
+    import re
+
+    if kind == "amount":
+        currency = re.sub(r"[\d.,\s]", "", value)
+        return {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency, currency), round(float(re.sub(r"[^\d.]", "", value)), 2)
+    if kind in ("reference", "iban"):
+        return value.replace(" ", "").upper()
+    if kind == "phone":
+        return re.sub(r"[^\d+]", "", value)
+    return value.lower()
+
+
+@pytest.mark.parametrize("name, recall, precision", [("entities_labelled.jsonl", 0.99, 0.99),
+                                                     ("entities_labelled_2.jsonl", 0.99, 0.99),
+                                                     ("entities_labelled_3.jsonl", 0.99, 0.99)])
 def test_labelled_messages_written_without_sight_of_the_detectors(name, recall, precision):
-    """data/examples/entities_labelled*.jsonl: 138 and 162 labelled entities in 50 and 40 messages (the
-    second a third call transcripts), and decoys. A detected entity matches a label of its kind whose
-    text contains it or is contained in it ("on Monday" for "Monday"). First scoring: recall 89.1% and
-    77.8%, precision 98.4% and 99.2%; after the fixes they showed up (amounts in words, more currencies,
-    weekdays, ordinals in words, digits and emails said aloud, an IBAN before a short word, words between
-    a cue and its reference): 97.8% and 92.6%, precision 100% on both. Still missed: a card ending given
-    as an answer in a dialogue, a US number without its area code, references spelled letter by letter or
-    read out with no cue."""
+    """data/examples/entities_labelled*.jsonl: 138, 162 and 143 labelled entities in 50, 40 and 40 messages
+    (the second a third call transcripts, the third 14 calls with every number in words), and decoys. A
+    detected entity matches a label of its kind whose text contains it or is contained in it ("on Monday"
+    for "Monday"); where a set gives the value the writer expected, the detected value must be it.
+    First scoring: recall 89.1%, 77.8% and 79.7%, precision 98.4%, 99.2% and 98.3% (the third also 15
+    wrong values: pence dropped, spelled codes cut short). The third set was written after the fixes the
+    first two showed (amounts in words, more currencies, weekdays, ordinals in words, digits and emails
+    said aloud, an IBAN before a short word, words between a cue and its reference) and after those for
+    what they still missed (codes spelled letter by letter, card endings given as answers, pence said
+    after the amount, local US numbers, codes with no cue, UUIDs), and scored once: 93.0% and 99.3%, 3
+    wrong values. Its own misses then fixed (the last four "of your card", "customer:" read as a
+    reference cue, numbers said in an email, slashes in references, "last wed", +33 numbers): 100%, 100%,
+    no wrong value, on all three."""
     import json
     from pathlib import Path
 
     lines = (Path(__file__).parents[1] / "data/examples" / name).read_text().splitlines()
     found = missed = extra = 0
+    wrong = []
     for line in lines:
         item = json.loads(line)
-        predicted = [(e.kind, e.text) for e in extract(item["text"])]
+        predicted = [(e.kind, e.text, e.value) for e in extract(item["text"])]
         for entity in item["entities"]:
             hit = next((p for p in predicted if p[0] == entity["kind"] and (p[1] in entity["text"] or
                                                                            entity["text"] in p[1])), None)
             if hit is None:
                 missed += 1
-            else:
-                found += 1
-                predicted.remove(hit)
+                continue
+            found += 1
+            predicted.remove(hit)
+            expected = item.get("values", {}).get(entity["text"])
+            if expected is not None and _comparable(hit[0], hit[2]) != _comparable(hit[0], expected):
+                wrong.append((entity["text"], expected, hit[2]))
         extra += len(predicted)
     assert found / (found + missed) >= recall and found / (found + extra) >= precision, (found, missed, extra)
+    assert wrong == []
