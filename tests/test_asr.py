@@ -151,19 +151,25 @@ def test_whisper_alone_would_invent_text_on_silence(faster):
 
 
 def test_hold_music_does_not_become_words(settings):
-    """Whisper base invents a sentence on synthetic hold music; the transcript stays empty."""
+    """Whisper base invents sentences on synthetic hold music ("I'll see you in the next video."); the
+    transcript stays empty. Which tunes it invents words on varies with the CPU's int8 kernels (the tune
+    of seed 1 gave words on one machine and nothing on another), so tunes are played until the bare model
+    invents words on one (six at most), and every transcript must stay empty."""
     engine = asr.FasterWhisperEngine(settings.replace(asr_model="base"))
     t = np.arange(12 * audio.SAMPLE_RATE) / audio.SAMPLE_RATE
-    notes, rng, music = [262, 294, 330, 349, 392, 440, 494, 523], np.random.default_rng(1), np.zeros_like(t)
-    for k in range(24):  # a plucked note every half second, four harmonics
-        note = notes[rng.integers(8)]
-        envelope = np.exp(-3 * (t - k * 0.5)) * ((t >= k * 0.5) & (t < k * 0.5 + 0.45))
-        music += envelope * sum(np.sin(2 * np.pi * note * h * t) / h for h in (1, 2, 3, 4))
-    music = (0.15 * music).astype(np.float32)
-    invented, _ = engine._recognise(music, "en")
-    assert any(any(ch.isalpha() for ch in s.text) for s in invented)  # the bare model hears words
-    result = engine.transcribe(music)
-    assert result.no_speech and result.text == ""
+    for seed in range(1, 7):
+        notes, rng, music = [262, 294, 330, 349, 392, 440, 494, 523], np.random.default_rng(seed), np.zeros_like(t)
+        for k in range(24):  # a plucked note every half second, four harmonics
+            note = notes[rng.integers(8)]
+            envelope = np.exp(-3 * (t - k * 0.5)) * ((t >= k * 0.5) & (t < k * 0.5 + 0.45))
+            music += envelope * sum(np.sin(2 * np.pi * note * h * t) / h for h in (1, 2, 3, 4))
+        music = (0.15 * music).astype(np.float32)
+        result = engine.transcribe(music)
+        assert result.no_speech and result.text == "", seed
+        invented, _ = engine._recognise(music, "en")
+        if any(any(ch.isalpha() for ch in s.text) for s in invented):  # the bare model hears words
+            return
+    pytest.fail("the bare model invented no words on any of the tunes: the test no longer tests the guard")
 
 
 def test_openai_engine_flags_silence_too(openai_engine):
