@@ -60,8 +60,10 @@ _ORDINAL_WORDS = ("(?:twenty[- ]|thirty[- ])?(?:first|second|third|fourth|fifth|
                   "|nineteenth|twentieth|thirtieth")
 
 # What may stand between a question and its answer in a dialogue: the rest of the question's line (no digits,
-# no full stop), a speaker's label and a few fillers ("... of the card? Customer: yeah it's 3456").
-_ANSWER = (r"[^\d\n.!?]{0,60}?[?.:]?\s*(?:(?:customer|caller|client|me)\s*:)?"
+# no full stop, no other turn), the answering speaker's label and a few fillers ("... of the card? Customer:
+# yeah it's 3456"), so that a number from a later turn is not taken for the answer.
+_ANSWER = (r"(?:(?!\b(?:agent|customer|caller|client|me)\s*:)[^\d\n.!?]){0,60}?[?.:]?\s*"
+           r"(?:(?:customer|caller|client|me)\s*:)?"
            r"(?:[\s,]*\b(?:yeah|yes|yep|sure|ok|okay|uh|um|erm|so|right|it's|its|it\s+is|that's|that\s+is|they're"
            r"|they\s+are)\b)*[\s,]*")
 

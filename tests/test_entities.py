@@ -109,8 +109,9 @@ def test_card_ending_given_as_an_answer():
         ("card_last4", "3456")]
     assert kinds("agent: can you confirm the last four numbers customer: five five one zero agent: thank you") == [
         ("card_last4", "5510")]
-    # The question alone, then another number: not a card ending.
+    # The question alone, then another number (after a full stop, or in a later turn): not a card ending.
     assert kinds("I don't know the last four digits. It was in 2024.") == []
+    assert kinds("agent: the last four digits of the card customer: i don't have it agent: okay it was 1234") == []
 
 
 def test_local_number_where_the_words_say_it_is_one():
