@@ -48,7 +48,8 @@ _UNDER_100 = (rf"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s
               rf"|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|{_UNITS}")
 _MINOR_UNIT = r"(?:pence|p|cents?)\b"
 _MINOR = (rf"\s+and\s+(?P<minor>{_UNDER_100})\s+{_MINOR_UNIT}"
-          rf"|\s+(?P<minor2>{_UNDER_100})\b(?:\s+{_MINOR_UNIT})?(?![\s-]+(?:{_NUMBER_WORD}|times?|days?|weeks?|months?|years?"
+          rf"|\s+(?P<minor2>{_UNDER_100})\b(?:\s+{_MINOR_UNIT})?"
+          rf"(?![\s-]+(?:{_NUMBER_WORD}|times?|days?|weeks?|months?|years?"
           rf"|hours?|minutes?|mins?|seconds?|of|more|extra|percent|per|cards?|transactions?|payments?|charges?"
           rf"|people|items?|euros?|pounds?|dollars?|quid|bucks)\b)")
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -73,7 +74,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
                          # "I was at the shop dot")
                          r"|\b(?!(?:works?|worked|working|shop(?:ped|ping)?|ordered|bought|paid|booked|looking|is|was|are"
                          r"|were|me|us|him|her|them|it|job)\s)"
-                         rf"[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*(?:\s+(?:dot|underscore)\s+[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*)*"
+                         rf"[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*"
+                         rf"(?:\s+(?:dot|underscore)\s+[a-z0-9]+(?:\s+(?:{_NUMBER_WORD}))*)*"
                          r"\s+at\s+[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*"
                          r"\s+dot\s+(?:com|org|net|co|uk|io|ie|de|fr|es|it|nl|eu|edu|gov|info|me)\b", re.I)),
     # Any case ("gb29 nwbk ..." in a chat): the mod-97 check below keeps out what only looks like one.
@@ -83,7 +85,8 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
     ("card_last4", re.compile(
         r"\b(?:card\s+)?(?:ending|ends)\s+(?:in|with)?\s*(\d{4})\b|\blast\s+(?:4|four)\s*(?:are|is|:)\s*(\d{4})\b"
         # "the last four digits of my card are 3456", and the answer to the question in a dialogue
-        rf"|\blast\s+(?:4|four)\s+(?:digits|numbers|of\s+(?:the|your|my)\s+(?:\w+\s+)?card)\b{_ANSWER}(\d{{4}})\b(?![.,]\d)"
+        rf"|\blast\s+(?:4|four)\s+(?:digits|numbers|of\s+(?:the|your|my)\s+(?:\w+\s+)?card)\b{_ANSWER}"
+        r"(\d{4})\b(?![.,]\d)"
         r"|(?<![\w*•#])(?:[*xX•#]{4}[\s-]?){1,3}(\d{4})\b", re.I)),  # a masked number: ****1234, xxxx-xxxx-xxxx-5678
     # UK account numbers (8 digits) and sort codes, only where the words say so: bare, they are any number.
     ("account_number", re.compile(r"\b(?:account|acct|a/c)\s*(?:number|no\.?|num|#)?\s*(?:is|:)?\s*(?P<acct>\d{8})\b",
@@ -110,10 +113,10 @@ PATTERNS: list[tuple[str, re.Pattern]] = [
         # a code in capitals with at least three digits, cue or not ("it's R7729-K"; a code spelled out in a
         # call, "t x seven seven three nine", once written out), and a UUID (a SWIFT UETR, a transaction id)
         # (not one shaped like a UK postcode read out, "m one four five t q", nor like an IBAN that failed its check)
-        r"|(?-i:(?=(?:[A-Z-]*\d){3})(?=[A-Z0-9-]{5})(?![A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}\b|[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b)[A-Z][A-Z0-9]*\d[A-Z0-9]*(?:-[A-Z0-9]+)*)"
+        r"|(?-i:(?=(?:[A-Z-]*\d){3})(?=[A-Z0-9-]{5})(?![A-Z]{1,2}\d[A-Z\d]?\d[A-Z]{2}\b|[A-Z]{2}\d{2}[A-Z0-9]{11,30}\b)"
+        r"[A-Z][A-Z0-9]*\d[A-Z0-9]*(?:-[A-Z0-9]+)*)"
         r"|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b", re.I)),
     ("phone", re.compile(r"(?<![\w+])(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}\b"  # North American
-                         # a North American number without its area code, where the words say it is one
                          # a North American number without separators or its area code ("555-0134", "three one two five
                          # five five ..." in a call), where the words say it is one
                          rf"|\b(?:number|phone|call|ring|text|cell|mobile|reach)\b{_ANSWER}"
@@ -189,7 +192,8 @@ def _amount_value(m: re.Match) -> str:
         return f"£{spelled_number(m.group('pence_said')) / 100:.2f}"
     if m.group("spelled"):
         minor = m.group("minor") or m.group("minor2")
-        return _format_amount(spelled_number(m.group("spelled")) + (spelled_number(minor) / 100 if minor else 0), currency)
+        return _format_amount(spelled_number(m.group("spelled")) + (spelled_number(minor) / 100 if minor else 0),
+                              currency)
     number = m.group("n1") or m.group("n2") or m.group("n3") or m.group("n4")
     if re.search(r",\d{1,2}$", number) or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", number):  # 45,99 1.234,56 1.000
         number = re.sub(r"[.\s]", "", number).replace(",", ".")
