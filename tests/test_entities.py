@@ -129,6 +129,15 @@ def test_pence_and_cents_said_after_the_amount():
         ("amount", "£10"), ("date", "two weeks ago"), ("amount", "£50")]
 
 
+def test_a_speakers_label_is_no_reference_cue_so_a_number_said_after_it_is_masked():
+    # "customer:" once read as "customer number": a mobile said aloud became a reference, left unmasked.
+    text = "agent: and a phone number please\ncustomer: oh seven eight four five six one two nine three oh\nagent: ok"
+    assert kinds(text) == [("phone", "07845612930")]
+    assert "[PHONE]" in mask_pii(text)
+    # Numbers said inside an email are part of it: all of it is masked, not "eighty eight at ..." alone.
+    assert mask_pii("it's anna dot kowalski eighty eight at gmail dot com") == "it's [EMAIL]"
+
+
 def test_emails_said_aloud_are_found_and_masked():
     text = "and the email is mark dot allen at example dot com, she works at google dot com"
     assert kinds(text) == [("email", "mark.allen@example.com")]  # not "works@google.com"
