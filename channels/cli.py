@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -307,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
             raise AgentError("--set takes KEY=VALUE")
         settings = Settings.load(args.config).replace(**overrides, log_level=args.log_level)
         logs.configure(settings.log_level)
-        return args.func(args, settings)
+        status = args.func(args, settings)
+        sys.stdout.flush()  # here, so that a reader gone away is met below and not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader stopped reading ("support-agent classify - | head"): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own final flush must not fail again
+        return 128 + signal.SIGPIPE
     except AgentError as exc:
         print(f"support-agent: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

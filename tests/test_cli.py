@@ -92,3 +92,23 @@ def test_usage_errors_do_not_trace(cli_env):
     assert "must be int" in one_line_error(proc)
     proc = run_cli("transcribe", "x.wav", "--engine", "nope", env=cli_env)
     assert "unknown ASR engine 'nope' (available: faster-whisper, openai-whisper" in one_line_error(proc)
+
+
+def test_a_reader_that_stops_early_ends_classify_quietly(cli_env):
+    """`support-agent classify - | head -1`: once the reader has gone, stop as Unix tools do (status 141,
+    SIGPIPE's), with no 'internal error' on stderr."""
+    import os
+    import subprocess
+
+    from conftest import CLI, REPO
+
+    reader, writer = os.pipe()
+    proc = subprocess.Popen([*CLI, "classify", "-"], stdin=subprocess.PIPE, stdout=writer, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **cli_env}, cwd=REPO)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as out:
+        proc.stdin.write(b"my card has not arrived\n" * 2000)
+        proc.stdin.close()
+        assert json.loads(out.readline())["intent"] == "card_arrival"
+    assert proc.wait(timeout=300) == 141
+    assert proc.stderr.read() == b""
