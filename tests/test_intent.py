@@ -199,15 +199,21 @@ def test_training_data_errors_are_one_line(tmp_path, capsys):
     assert "bad.csv:2: each row needs 'text' and 'intent'" in capsys.readouterr().err
 
 
-def test_requests_full_of_customer_details(classifier):
-    """Written the way customers add their details (data/examples/entity_heavy.jsonl): the shipped
-    model before entity-noise training got 23 of 30 right and answered 17; now 27 and 26."""
-    examples = read_examples(REPO / "data/examples/entity_heavy.jsonl")
+@pytest.mark.parametrize("name, right, kept", [("entity_heavy.jsonl", 24, 22), ("entity_heavy_2.jsonl", 60, 52),
+                                               ("entity_heavy_3.jsonl", 61, 47)])
+def test_requests_full_of_customer_details(classifier, name, right, kept):
+    """Written the way customers add their details (data/examples/entity_heavy*.jsonl): the shipped
+    model before entity-noise training got 23 of 30 right and answered 17; now 26 and 25. The two sets of
+    80 were written later by writers who had seen neither the model nor its data, as whole emails, chats
+    and calls (numbers in words, fillers) rather than one-line requests, and scored once as they came:
+    63 and 64 right, 55 and 50 right and answered by the classifier (out of scope is most of the rest).
+    The bounds hold those figures, a few messages below them."""
+    examples = read_examples(REPO / "data/examples" / name)
     predictions = classifier.classify([e.text for e in examples])
-    right = [p.top[0].intent == e.intent for p, e in zip(predictions, examples)]
+    correct = [p.top[0].intent == e.intent for p, e in zip(predictions, examples)]
     answered = [not classifier.escalates(p) for p in predictions]
-    assert sum(right) >= 24
-    assert sum(r and a for r, a in zip(right, answered)) >= 22
+    assert sum(correct) >= right
+    assert sum(r and a for r, a in zip(correct, answered)) >= kept
 
 
 def test_entity_noise_outside_zero_to_one_is_a_one_line_error(tmp_path, small_train, capsys):
