@@ -96,10 +96,14 @@ def spoken_request(piper, tmp_path_factory) -> Path:
                      piper.sample_rate)
 
 
+def cli_environment(env: dict | None = None) -> dict:
+    """The environment ``support-agent`` runs in here: this one, the checkout importable, and ``env``."""
+    return {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+
+
 def run_cli(*args: str, stdin: bytes | None = None, env: dict | None = None, timeout: int = 300):
     """Run ``support-agent`` as a user would; returns the CompletedProcess (bytes)."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, env=full_env, cwd=REPO,
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, env=cli_environment(env), cwd=REPO,
                           timeout=timeout)
 
 

@@ -1,13 +1,15 @@
 """``support-agent`` end to end, as a user runs it, on the packaged weights."""
 import email
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
 
 from agent.settings import Settings
 from channels import audio
-from conftest import CARD_REQUEST, one_line_error, run_cli, wer
+from conftest import CARD_REQUEST, CLI, REPO, cli_environment, one_line_error, run_cli, wer
 from test_email import ANNA
 
 
@@ -97,14 +99,9 @@ def test_usage_errors_do_not_trace(cli_env):
 def test_a_reader_that_stops_early_ends_classify_quietly(cli_env):
     """`support-agent classify - | head -1`: once the reader has gone, stop as Unix tools do (status 141,
     SIGPIPE's), with no 'internal error' on stderr."""
-    import os
-    import subprocess
-
-    from conftest import CLI, REPO
-
     reader, writer = os.pipe()
     proc = subprocess.Popen([*CLI, "classify", "-"], stdin=subprocess.PIPE, stdout=writer, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **cli_env}, cwd=REPO)
+                            env=cli_environment(cli_env), cwd=REPO)
     os.close(writer)
     with os.fdopen(reader, "rb") as out:
         proc.stdin.write(b"my card has not arrived\n" * 2000)
