@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from agent.entities import extract, luhn_valid, mask_pii
@@ -176,8 +178,6 @@ def _comparable(kind, value):
     """A value in a form both the detectors and the writers of the labelled sets agree on: an amount as its
     currency and number ("AUD 900.00" and "900 AUD" alike), a reference or IBAN without spaces or case,
     a phone number's digits."""
-    import re
-
     if kind == "amount":
         currency = re.sub(r"[\d.,\s]", "", value)
         return {"GBP": "£", "EUR": "€", "USD": "$"}.get(currency, currency), round(float(re.sub(r"[^\d.]", "", value)), 2)
