@@ -106,6 +106,10 @@ def analysis(reply: Reply | None) -> tuple:
         return None, "", "", []
     intents = {reply.intent: reply.confidence, **{s.intent: s.probability for s in reply.top}}
     escalation = f"Yes: {reply.reason}" if reply.escalate else "No: the agent answers"
+    if reply.escalate and reply.evidence:
+        escalation += f'\nBecause of: "{reply.evidence}"'
+    if len(reply.intents) > 1:  # every request the message makes, and the sentence that asks it
+        escalation += "\nRequests: " + "; ".join(f'{r["intent"]} ("{r["sentence"]}")' for r in reply.intents)
     mood = reply.sentiment or {}
     feeling = f"{mood.get('label', '?')} (VADER {mood.get('score', 0):+.2f})" if mood else ""
     if mood.get("source") == "hand-over":  # negative because of why it is handed over, whatever VADER said

@@ -37,6 +37,16 @@ def body(entry: Entry | None, entities: list[Entity], channel: str, apologise: b
     return " ".join(p for p in parts if p)
 
 
+def also_asked(entries: list[Entry], entities: list[Entity], channel: str) -> str:
+    """The answers to a message's further requests, each introduced by what it answers."""
+    parts = []
+    for entry in entries:
+        topic = entry.title if entry.title[1:2].isupper() else entry.title[:1].lower() + entry.title[1:]
+        answer = " ".join([*_personal_sentences(entry, entities), entry.answer])
+        parts.append(f"You also asked about {topic}: {answer}")
+    return ("\n\n" if channel != "call" and parts else "") + " ".join(parts) if parts else ""
+
+
 _CALL_CLOSING = "Is there anything else I can help you with today?"
 _EMAIL_CLOSING = "If anything is still unclear, just reply to this email or call us on"
 

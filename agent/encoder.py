@@ -26,7 +26,7 @@ from .types import AgentError
 
 MAX_TOKENS = 256  # the encoder's training length; longer emails are truncated
 RUNTIMES = ("onnx", "torch")
-EXPORT_FORMAT = "support-agent-encoder-onnx/1"  # bump when the exported graph changes
+EXPORT_FORMAT = "support-agent-encoder-onnx/2"  # bump when the exported graph changes
 # The exported model must give torch's embeddings (unit vectors) to within this, on a padded batch.
 EXPORT_TOLERANCE = 1e-4
 KEEP_EXPORTS = 4
@@ -75,45 +75,88 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return torch.nn.functional.normalize(pooled, dim=-1)
 
 
+def pool(hidden: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Unit-length weighted means of token states: ``hidden`` (rows, tokens, dim), ``weights`` (rows, tokens)."""
+    pooled = np.einsum("rt,rtd->rd", weights, hidden) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def span_weights(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], width: int) -> np.ndarray:
+    """(spans, width): 1 for each token whose characters lie inside the span, else 0. A span no token
+    lies inside (it was truncated away) has no weights, and pools to zeros."""
+    out = np.zeros((len(spans), width), dtype=np.float32)
+    starts = np.array([a for a, _ in offsets])
+    ends = np.array([b for _, b in offsets])
+    real = ends > starts  # special tokens have empty offsets
+    for row, (s, e) in enumerate(spans):
+        out[row, :len(offsets)] = real & (starts >= s) & (ends <= e)
+    return out
+
+
 class _Batching:
     """Shared by both runtimes: tokenise once, sort by token count (so each batch carries little
-    padding), embed batch by batch (``workers`` batches at once), restore the input order."""
+    padding), embed batch by batch (``workers`` batches at once), restore the input order.
+
+    The runtimes give token states; pooling is done here, so one pass over a message gives both its
+    embedding (the mean over all its tokens, as the encoder was trained) and, for ``encode_parts``,
+    an embedding of each of its sentences: the mean over that sentence's tokens, which attended to
+    the whole message ("could you cancel it" pooled from tokens that saw "my card fell out of my
+    pocket")."""
 
     tokenizer = None
     dim = 0
     workers = 1
     batch_size = 64
 
-    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """Token states (rows, tokens, dim)."""
         raise NotImplementedError
 
     def encode(self, texts: list[str], batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Unit-length embeddings (rows, dim)."""
+        return self.encode_parts(texts, None, batch_size, progress)[0]
+
+    def encode_parts(self, texts: list[str], spans: list[list[tuple[int, int]]] | None,
+                     batch_size: int | None = None, progress: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Each text's embedding and, where ``spans`` gives character spans for it, an embedding of
+        each span (spans, dim), pooled over its tokens in the context of the whole text."""
         batch_size = batch_size or self.batch_size
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        parts: list[np.ndarray] = [np.zeros((0, self.dim), dtype=np.float32) for _ in texts]
         if not texts:
-            return out
-        ids = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+            return out, parts
+        tokens = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS, return_offsets_mapping=spans is not None)
+        ids = tokens["input_ids"]
         order = np.argsort([len(i) for i in ids], kind="stable")
         chunks = [order[s:s + batch_size] for s in range(0, len(texts), batch_size)]
         pad = self.tokenizer.pad_token_id or 0
 
-        def embed(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def embed(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
             width = max(len(ids[i]) for i in idx)
             input_ids = np.full((len(idx), width), pad, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
                 input_ids[row, :len(ids[i])], mask[row, :len(ids[i])] = ids[i], 1
-            return idx, self._embed(input_ids, mask)
+            hidden = self._hidden(input_ids, mask)
+            pooled_parts = []
+            if spans is not None:
+                for row, i in enumerate(idx):
+                    weights = span_weights(tokens["offset_mapping"][i], spans[i], width)
+                    pooled_parts.append(pool(np.repeat(hidden[row:row + 1], len(weights), axis=0), weights)
+                                        if len(weights) else np.zeros((0, self.dim), dtype=np.float32))
+            return idx, pool(hidden, mask.astype(np.float32)), pooled_parts
 
         from tqdm import tqdm
 
         parallel = self.workers > 1 and len(chunks) > 1
         with (tqdm(total=len(chunks), desc="embedding", unit="batch", disable=not progress) as bar,
-              ThreadPoolExecutor(self.workers if parallel else 1) as pool):  # ORT runs release the GIL
-            for idx, vectors in (pool.map if parallel else map)(embed, chunks):
+              ThreadPoolExecutor(self.workers if parallel else 1) as pool_):  # ORT runs release the GIL
+            for idx, vectors, pooled_parts in (pool_.map if parallel else map)(embed, chunks):
                 out[idx] = vectors
+                for i, p in zip(idx, pooled_parts):
+                    parts[i] = p
                 bar.update()
-        return out
+        return out, parts
 
 
 class SentenceEncoder(_Batching):
@@ -132,10 +175,9 @@ class SentenceEncoder(_Batching):
         self.dim = self.model.config.hidden_size
 
     @torch.inference_mode()
-    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         ids, mask = torch.from_numpy(input_ids).to(self.device), torch.from_numpy(attention_mask).to(self.device)
-        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        return mean_pool(hidden, mask).cpu().numpy()
+        return self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float().cpu().numpy()
 
 
 class OnnxSentenceEncoder(_Batching):
@@ -160,7 +202,7 @@ class OnnxSentenceEncoder(_Batching):
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.workers = workers if workers > 0 else os.cpu_count() or 1
 
-    def _embed(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
 
@@ -222,14 +264,13 @@ def exported_encoder(name: str, adapter: str | None, cache_dir: str | os.PathLik
     return path
 
 
-class _Pooled(torch.nn.Module):
+class _TokenStates(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, input_ids, attention_mask):
-        return mean_pool(self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
-                         attention_mask)
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 def _export(encoder: SentenceEncoder, path: Path) -> None:
@@ -240,8 +281,9 @@ def _export(encoder: SentenceEncoder, path: Path) -> None:
     tokens = encoder.tokenizer(PROBE_TEXTS, padding=True, return_tensors="np")
     inputs = {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
     axes = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
-            "embedding": {0: "batch"}}
-    expected = encoder._embed(inputs["input_ids"], inputs["attention_mask"])
+            "hidden": {0: "batch", 1: "tokens"}}
+    mask = inputs["attention_mask"].astype(np.float32)
+    expected = pool(encoder._hidden(inputs["input_ids"], inputs["attention_mask"]), mask)
     plain = path.with_suffix(".plain")
     try:
         # Traced SDPA attention keeps the probe batch's padding decisions as constants (the export
@@ -252,9 +294,9 @@ def _export(encoder: SentenceEncoder, path: Path) -> None:
         # about branches the check below covers, so they stay out of the user's terminal.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_Pooled(encoder.model), tuple(torch.from_numpy(v) for v in inputs.values()),
+            torch.onnx.export(_TokenStates(encoder.model), tuple(torch.from_numpy(v) for v in inputs.values()),
                               str(plain),
-                              input_names=list(inputs), output_names=["embedding"], dynamic_axes=axes,
+                              input_names=list(inputs), output_names=["hidden"], dynamic_axes=axes,
                               opset_version=17, dynamo=False)
         optimized = optimize_model(str(plain), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
@@ -264,6 +306,6 @@ def _export(encoder: SentenceEncoder, path: Path) -> None:
     finally:
         plain.unlink(missing_ok=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    error = float(np.abs(session.run(None, inputs)[0] - expected).max())
+    error = float(np.abs(pool(session.run(None, inputs)[0], mask) - expected).max())
     if not error <= EXPORT_TOLERANCE:
         raise ExportError(f"exported encoder differs from torch by {error:.2g} (tolerance {EXPORT_TOLERANCE})")

@@ -27,6 +27,7 @@ from . import models
 from .encoder import SentenceEncoder, load_sentence_encoder
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
+from .sentences import Reading, read
 from .settings import Settings
 from .types import AgentError, IntentScore
 
@@ -113,6 +114,9 @@ class IntentHead:
     lexical: LexicalModel | None = None
     lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
     handover: HandoverHead | None = None  # the learned hand-over detector, on this model's embeddings
+    # A part whose own top intent differs from the message's is a further request when its probability
+    # is at least this (and the part is in scope); 1.0 for a model fitted without whole messages.
+    second_threshold: float = 1.0
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """The linear head's own scores, before calibration and without the lexical part."""
@@ -126,6 +130,40 @@ class IntentHead:
     def out_of_scope_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """``OutOfScope.score`` of each embedding; the model must have out-of-scope statistics."""
         return self.oos.score(embeddings, self.calibrated_logits(embeddings))
+
+    def message_out_of_scope_scores(self, embeddings: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
+        """Each message's out-of-scope score: the lowest of its own and its parts' (``parts[i]``: the
+        embeddings of message i's sentences). A message is as much in scope as its most in-scope
+        sentence, so background and courtesies cannot push a clear request out of scope."""
+        scores = self.out_of_scope_scores(embeddings)
+        sizes = [len(p) for p in parts]
+        if sum(sizes):
+            flat = self.out_of_scope_scores(np.concatenate([p for p in parts if len(p)]))
+            ends = np.cumsum(sizes)
+            for i, (size, end) in enumerate(zip(sizes, ends)):
+                if size:
+                    scores[i] = min(scores[i], flat[end - size:end].min())
+        return scores
+
+    def requests(self, probs: np.ndarray, part_probs: np.ndarray | None, part_oos: np.ndarray | None,
+                 threshold: float | None = None) -> list[tuple[int, float, int]]:
+        """A message's requests as (intent index, probability, part index), main first: the message's
+        top intent, with the part most likely to ask it, then each in-scope part whose own top intent
+        is another one, at least ``threshold`` probable (default: the model's ``second_threshold``).
+        ``probs``: the message's probabilities; ``part_probs``: (parts, intents); ``part_oos``: the
+        parts' out-of-scope scores (None: no statistics). The part index is -1 without parts."""
+        main = int(probs.argmax())
+        if part_probs is None or not len(part_probs):
+            return [(main, float(probs[main]), -1)]
+        threshold = self.second_threshold if threshold is None else threshold
+        found = [(main, float(probs[main]), int(part_probs[:, main].argmax()))]
+        best = part_probs.argmax(axis=1)
+        limit = self.oos.threshold if self.oos is not None and part_oos is not None else float("inf")
+        for i in np.argsort(-part_probs.max(axis=1), kind="stable"):
+            j, p = int(best[i]), float(part_probs[i, best[i]])
+            if p >= threshold and j not in {f[0] for f in found} and (part_oos is None or part_oos[i] <= limit):
+                found.append((j, p, int(i)))
+        return found
 
     def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Calibrated probabilities of each intent; ``texts`` (the embedded texts) are needed when the
@@ -159,7 +197,8 @@ class IntentHead:
                   "oos_threshold": self.oos.threshold if self.oos else None,
                   "lexical": LEXICAL_FILE if self.lexical is not None else None,
                   "handover": HANDOVER_FILE if self.handover is not None else None,
-                  "lexical_weight": self.lexical_weight, "metrics": self.metrics}
+                  "lexical_weight": self.lexical_weight, "second_threshold": self.second_threshold,
+                  "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -185,7 +224,8 @@ class IntentHead:
                    adapter=str(directory / adapter) if adapter else None, oos=oos,
                    lexical=LexicalModel.load(directory / lexical) if lexical else None,
                    lexical_weight=float(config.get("lexical_weight", 0.0)),
-                   handover=HandoverHead.load(directory / handover) if handover else None)
+                   handover=HandoverHead.load(directory / handover) if handover else None,
+                   second_threshold=float(config.get("second_threshold", 1.0)))
 
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -194,17 +234,32 @@ def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path
 
 
 @dataclass
+class PartPrediction:
+    """What one sentence of a message asks, read in the context of the whole message."""
+
+    index: int  # the sentence's position among the reading's parts
+    intent: str  # its own top intent
+    probability: float
+    out_of_scope_score: float | None
+    handover: dict[str, float] | None = None
+
+
+@dataclass
 class Prediction:
     top: list[IntentScore]  # best first
     out_of_scope: bool
-    out_of_scope_score: float | None  # see OutOfScope.score; None where the model has no statistics
+    out_of_scope_score: float | None  # the message's (see IntentHead.message_out_of_scope_scores); None without statistics
     probabilities: dict[str, float] = field(default_factory=dict)  # every intent, for retrieval
     embedding: np.ndarray | None = None  # the text's unit-length sentence embedding
     handover: dict[str, float] | None = None  # the hand-over model's probabilities (agent.handover), if it has one
+    reading: Reading | None = None  # the message as read: its sentences and roles
+    parts: list[PartPrediction] = field(default_factory=list)  # one per reading part
+    requests: list[tuple[str, float, int]] = field(default_factory=list)  # (intent, probability, part), main first
 
 
 class IntentClassifier:
-    """Top intents with calibrated probabilities, and an out-of-scope flag, for each text."""
+    """Top intents with calibrated probabilities, and an out-of-scope flag, for each text; each text
+    is read as a message of sentences (``agent.sentences.read``), and each sentence is scored too."""
 
     def __init__(self, model: str = "default", encoder: SentenceEncoder | None = None,
                  models_dir: str | Path | None = None, settings: Settings | None = None):
@@ -221,17 +276,34 @@ class IntentClassifier:
         return self.head.threshold
 
     def classify(self, texts: list[str], k: int = 5) -> list[Prediction]:
-        embeddings = self.encoder.encode(texts)
-        probs = self.head.probabilities(embeddings, texts)
+        readings = [read(t) for t in texts]
+        model_texts = [r.text or t for r, t in zip(readings, texts)]
+        embeddings, parts = self.encoder.encode_parts(model_texts, [r.spans for r in readings])
+        head = self.head
+        probs = head.probabilities(embeddings, model_texts)
         ranked = np.argsort(-probs, axis=1)[:, :k]
-        scores = self.head.out_of_scope_scores(embeddings) if self.head.oos else [None] * len(texts)
-        handover = self.head.handover.per_message(embeddings) if self.head.handover else [None] * len(texts)
-        return [Prediction([IntentScore(self.head.labels[j], round(float(p[j]), 4)) for j in row],
-                           out_of_scope=d is not None and d > self.head.oos.threshold,
-                           out_of_scope_score=None if d is None else round(float(d), 4),
-                           probabilities=dict(zip(self.head.labels, p.tolist())), embedding=e,
-                           handover=h)
-                for p, row, d, e, h in zip(probs, ranked, scores, embeddings, handover)]
+        scores = head.message_out_of_scope_scores(embeddings, parts) if head.oos else [None] * len(texts)
+        handover = head.handover.per_message(embeddings) if head.handover else [None] * len(texts)
+        out = []
+        for i, reading in enumerate(readings):
+            p, d = probs[i], scores[i]
+            part_probs, part_oos, part_handover = None, None, None
+            if len(parts[i]):
+                part_probs = head.probabilities(parts[i], [s.text for s in reading.parts])
+                part_oos = head.out_of_scope_scores(parts[i]) if head.oos else None
+                part_handover = head.handover.per_message(parts[i]) if head.handover else None
+            out.append(Prediction(
+                [IntentScore(head.labels[j], round(float(p[j]), 4)) for j in ranked[i]],
+                out_of_scope=d is not None and d > head.oos.threshold,
+                out_of_scope_score=None if d is None else round(float(d), 4),
+                probabilities=dict(zip(head.labels, p.tolist())), embedding=embeddings[i], handover=handover[i],
+                reading=reading,
+                parts=[PartPrediction(n, head.labels[int(row.argmax())], round(float(row.max()), 4),
+                                      None if part_oos is None else float(part_oos[n]),
+                                      None if part_handover is None else part_handover[n])
+                       for n, row in enumerate(part_probs if part_probs is not None else [])],
+                requests=[(head.labels[j], round(q, 4), n) for j, q, n in head.requests(p, part_probs, part_oos)]))
+        return out
 
     def escalates(self, prediction: Prediction) -> bool:
         """Whether the classifier alone hands this message to a person: out of scope, or unsure."""

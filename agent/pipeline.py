@@ -4,11 +4,12 @@ from __future__ import annotations
 from functools import cached_property
 
 from . import guards, logs, records
-from .compose import acknowledged, body, frame, grounding
+from .compose import acknowledged, also_asked, body, frame, grounding
 from .entities import extract
 from .intent import IntentClassifier, Prediction
 from .knowledge import Entry, KnowledgeBase, Retriever
-from .sentiment import given_reason, handover_reason, sentiment
+from .escalation import decide
+from .sentiment import given_reason, sentiment
 from .settings import Settings
 from .types import AgentError, Message, Reply, Understanding, without_surrogates
 
@@ -65,22 +66,23 @@ class Agent:
         return self._understand(text)[0]
 
     def _understand(self, text: str) -> tuple[Understanding, Prediction | None]:
-        text = " ".join(without_surrogates(text).split())
+        # Line breaks are kept: they separate an email's greeting, paragraphs and signature, and a
+        # transcript's turns (agent.sentences reads them).
+        text = "\n".join(" ".join(line.split()) for line in without_surrogates(text).strip().splitlines())
         entities = extract(text)
-        mood = sentiment(text)
-        if not text:
+        if not text.strip():
             return Understanding("none", 0.0, [], True, "empty message: nothing to answer", entities,
-                                 vars(mood)), None
+                                 vars(sentiment(text))), None
         prediction = self.classifier.classify([text])[0]
-        best = prediction.top[0]
-        reason = handover_reason(text, mood, prediction.handover)
-        if reason is None and prediction.out_of_scope:
-            reason = "out of scope: unlike any request the intent model knows"
-        if reason is None and best.probability < self.classifier.threshold:
-            reason = (f"low confidence: {best.probability:.2f} is below the threshold "
-                      f"{self.classifier.threshold:.2f}")
-        return Understanding(best.intent, best.probability, prediction.top[1:], reason is not None, reason,
-                             entities, vars(given_reason(mood, reason))), prediction
+        mood = sentiment(prediction.reading.text or text)
+        escalation = decide(prediction, self.classifier.threshold, mood)
+        best, parts = prediction.top[0], prediction.reading.parts
+        intents = [{"intent": intent, "probability": probability,
+                    "sentence": parts[part].text if 0 <= part < len(parts) else prediction.reading.text}
+                   for intent, probability, part in prediction.requests]
+        return Understanding(best.intent, best.probability, prediction.top[1:], bool(escalation), escalation.reason,
+                             entities, vars(given_reason(mood, escalation.reason)), intents,
+                             escalation.evidence), prediction
 
     def handle(self, message: Message) -> Reply:
         return self.respond(message, *self._understand(message.text))
@@ -96,11 +98,13 @@ class Agent:
             if entry is None:
                 reason = f"no approved answer for intent '{u.intent}' in the knowledge base"
         apologise = u.sentiment.get("label") == "negative"
-        text, source, fallback = self._draft(message, u, entry, apologise)
+        further = self._further_entries(u, ranked) if entry is not None else []
+        text, source, fallback = self._draft(message, u, entry, apologise, further)
         reply = Reply(text=text, intent=u.intent, confidence=u.confidence, top=u.top, escalate=entry is None,
                       reason=reason, entities=u.entities, source=source,
                       passages=[entry.answer] + [e.answer for e, _ in ranked if e is not entry] if entry else [],
-                      sentiment=u.sentiment, fallback_reason=fallback)
+                      sentiment=u.sentiment, fallback_reason=fallback, intents=u.intents,
+                      evidence=u.evidence if entry is None else None)
         logs.event(log, "reply", channel=message.channel, intent=u.intent, confidence=u.confidence,
                    escalate=reply.escalate, reason=reason, sentiment=u.sentiment.get("score"), entity_kinds=sorted({e.kind for e in u.entities}))
         if fallback:
@@ -109,13 +113,26 @@ class Agent:
             records.append(self.settings.records_file, records.from_reply(message, reply))
         return reply
 
-    def _draft(self, message: Message, u: Understanding, entry: Entry | None,
-               apologise: bool) -> tuple[str, str, str | None]:
-        """``(reply, source, why the generator's draft was not used)``."""
+    @staticmethod
+    def _further_entries(u: Understanding, ranked: list[tuple[Entry, float]]) -> list[Entry]:
+        """An approved answer for each further request of the message (its intent's most relevant
+        entry), where the knowledge base has one."""
+        found = []
+        for request in u.intents[1:]:
+            entry = next((e for e, _ in ranked if e.intent == request["intent"]), None)
+            if entry is not None:
+                found.append(entry)
+        return found
+
+    def _draft(self, message: Message, u: Understanding, entry: Entry | None, apologise: bool,
+               further: list[Entry] = ()) -> tuple[str, str, str | None]:
+        """``(reply, source, why the generator's draft was not used)``; ``further``: the answers to the
+        message's other requests, added after the main one."""
         if self.settings.drafter not in DRAFTERS:
             raise AgentError(f"unknown drafter '{self.settings.drafter}' (choose {' or '.join(DRAFTERS)})")
         business = self.knowledge.business
-        composed = body(entry, u.entities, message.channel, apologise)
+        others = also_asked(further, u.entities, message.channel)
+        composed = " ".join(filter(None, [body(entry, u.entities, message.channel, apologise), others]))
         if entry is None or self.settings.drafter != "generator":
             return frame(composed, message.channel, business, message.customer_name), "composer", None
         passage = grounding(entry, u.entities)
@@ -126,4 +143,5 @@ class Agent:
                            details=acknowledged(entry, u.entities))
         if why:
             return frame(composed, message.channel, business, message.customer_name), "composer", why
+        draft = " ".join(filter(None, [draft, others]))
         return frame(draft, message.channel, business, message.customer_name), "generator", None

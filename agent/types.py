@@ -55,6 +55,10 @@ class Understanding:
     reason: str | None
     entities: list[Entity]
     sentiment: dict[str, Any] = field(default_factory=dict)  # {"label": ..., "score": ...}
+    # Every request of the message, main first: {"intent", "probability", "sentence"} (the sentence
+    # that asks it); one for a message with one request.
+    intents: list[dict[str, Any]] = field(default_factory=list)
+    evidence: str | None = None  # the sentence behind an escalation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +79,8 @@ class Reply:
     passages: list[str]
     sentiment: dict[str, Any] = field(default_factory=dict)
     fallback_reason: str | None = None  # why a generated draft was replaced by the composer's
+    intents: list[dict[str, Any]] = field(default_factory=list)  # as in Understanding
+    evidence: str | None = None  # the sentence behind an escalation
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

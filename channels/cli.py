@@ -106,8 +106,8 @@ def cmd_reply(args, settings):
         message = email.to_message(parsed)
     r = Agent(settings.replace(drafter=args.drafter)).handle(message)
     _print({"intent": r.intent, "confidence": r.confidence, "reply": r.text, "source": r.source,
-            "passages": r.passages, "escalate": r.escalate, "reason": r.reason,
-            "fallback_reason": r.fallback_reason, "channel": message.channel,
+            "passages": r.passages, "escalate": r.escalate, "reason": r.reason, "evidence": r.evidence,
+            "intents": r.intents, "fallback_reason": r.fallback_reason, "channel": message.channel,
             "entities": [vars(e) for e in r.entities]})
     return 0
 

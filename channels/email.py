@@ -559,6 +559,8 @@ def process(raw: bytes, agent, transcribe=None, key: str | None = None) -> tuple
                            f"cannot draft a reply: {detail}"), None
     result = EmailResult(parsed.message_id, "escalated" if escalate else "replied", reply.intent, reply.confidence,
                          reason, body)
+    result.extra["evidence"] = reply.evidence if reply.escalate else None
+    result.extra["intents"] = reply.intents
     if transcripts:
         result.extra["transcript"] = "\n".join(transcripts)
     return result, msg

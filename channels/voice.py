@@ -26,8 +26,8 @@ class CallResult:
     def summary(self) -> dict:
         return {"transcript": self.transcript.text, "customer_text": self.customer_text, "intent": self.reply.intent,
                 "confidence": self.reply.confidence, "reply": self.reply.text, "audio": str(self.audio),
-                "escalate": self.reply.escalate, "reason": self.reply.reason,
-                "top": [vars(s) for s in self.reply.top], "entities": [vars(e) for e in self.reply.entities],
+                "escalate": self.reply.escalate, "reason": self.reply.reason, "evidence": self.reply.evidence,
+                "intents": self.reply.intents, "top": [vars(s) for s in self.reply.top], "entities": [vars(e) for e in self.reply.entities],
                 "sentiment": self.reply.sentiment, "segments": [vars(s) for s in self.transcript.segments],
                 "turns": self.transcript.turns(), "timings": self.timings}
 
