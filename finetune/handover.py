@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     def work() -> dict:
         from agent.settings import Settings
-        from finetune.intent import load_data
+        from finetune.intent_data import load_data
 
         texts, labels = read_handover(args.train)  # before any model work: a bad file fails at once
         directory = resolve(args.model, args.models_dir or Settings.load().models_dir)

@@ -12,6 +12,9 @@ on validation accuracy and a checkpoint each epoch (``--resume`` continues an in
 in batches of similar length (``LengthGroupedEpochs``: less than half the padding, twice as fast);
 in each epoch a training example has customer details (card digits, order numbers, contact
 details, dates, amounts) added with probability ``--entity-noise`` (``finetune/augment.py``);
+a share of the queries (``--messages``) are read inside whole messages built around them
+(``finetune/messages.py``: emails, chats, call transcripts, some with a second request), and the model
+learns each message and each of its sentences (``finetune/intent_model.py``);
 a TF-IDF logistic regression on the training texts (``agent/lexical.py``; ``--no-lexical``
 leaves it out); then a temperature and the lexical model's weight, fitted together on validation
 (calibrated probabilities), out-of-scope statistics
@@ -47,10 +50,7 @@ trains on.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
-import math
 import os
 import random
 import shutil
@@ -62,16 +62,19 @@ import numpy as np
 import torch
 
 from agent import models
-from agent.encoder import MAX_TOKENS, SentenceEncoder, mean_pool
+from agent.encoder import SentenceEncoder
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
 from agent.lexical import LexicalModel
-from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
 from finetune import script
-from finetune.augment import add_entity_noise
+from finetune.calibration import (calibrate, escalations, evaluate, fit_second_threshold, fit_thresholds,
+                                  handed_over)
 from finetune.data import read_examples
 from finetune.handover import fit as fit_handover, read_handover, summary as handover_summary
+from finetune.intent_data import IGNORE, Drawn, Embedded, draw_text, embed, load_data
+from finetune.intent_model import Embeddings, anchored_head, fine_tune, linear_head
+from finetune.messages import MessageBuilder
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
@@ -81,6 +84,7 @@ ESCALATE_BUDGET = 0.015  # share of correctly answered validation messages escal
 DEFAULT_HELDOUT = REPO / "data" / "heldout" / "intent.jsonl"  # what promotion compares versions on
 SHIPPED = DEFAULT_DIR
 PROMOTION_METRICS = ("accuracy", "macro_f1")  # compared on the held-out set; higher is better
+FRAMED_HANDOVER_SHARE = 0.5  # hand-over examples also seen inside a whole message (greeting, background, sign-off)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -108,6 +112,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--entity-noise", type=float, default=0.5, metavar="SHARE",
                    help="with --method lora: the share of training examples given added card digits, order "
                         "numbers, contact details, dates or amounts each time they are read (0: none)")
+    p.add_argument("--messages", type=float, default=0.5, metavar="SHARE",
+                   help="with --method lora: the share of training queries read inside a whole message (an email, "
+                        "chat or call built around them, finetune/messages.py) each time they are read; the "
+                        "model's calibration and thresholds are also fitted on such messages when above 0")
+    p.add_argument("--two-requests", type=float, default=0.15, metavar="SHARE",
+                   help="of those messages, the share that also ask a second request of another intent")
     p.add_argument("--handover", default=str(DEFAULT_HANDOVER) if DEFAULT_HANDOVER.is_file() else None,
                    help="hand-over messages (JSONL with text and label) for the learned hand-over detector "
                         "(agent/handover.py)")
@@ -135,80 +145,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray, lexical: np.ndarray | None = None
-                    ) -> tuple[float, float]:
-    """(temperature, lexical weight) minimising validation negative log-likelihood: temperature
-    scaling (Guo et al., 2017) of the head's logits, with the lexical model's log-probabilities
-    (``lexical``, if given) added at the weight that predicts validation best."""
-    from scipy.optimize import minimize
-
-    rows = np.arange(len(labels))
-    extra = np.zeros_like(logits) if lexical is None else lexical
-
-    def nll(params: np.ndarray) -> float:
-        z = params[0] * logits + params[1] * extra
-        z = z - z.max(axis=1, keepdims=True)
-        return float(-(z[rows, labels] - np.log(np.exp(z).sum(axis=1))).mean())
-    bounds = [(0.05, 20.0), (0.0, 0.0 if lexical is None else 5.0)]  # 1/temperature, lexical weight
-    best = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=bounds).x
-    return 1.0 / float(best[0]), float(best[1])
-
-
-def evaluate(head: IntentHead, embeddings: np.ndarray, labels: list[str], texts: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-
-    probs = head.probabilities(embeddings, texts)
-    predicted = [head.labels[i] for i in probs.argmax(axis=1)]
-    escalated = escalations(head, embeddings, texts, probs) | handed_over(head, embeddings, texts)
-    correct = np.array([p == t for p, t in zip(predicted, labels)])
-    p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=head.labels, zero_division=0)
-    return {
-        "examples": len(labels),
-        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
-        "macro_f1": round(float(f1_score(labels, predicted, labels=head.labels, average="macro", zero_division=0)), 4),
-        "escalated_fraction": round(float(escalated.mean()), 4),
-        "answered_accuracy": round(float(correct[~escalated].mean()) if (~escalated).any() else 0.0, 4),
-        "correct_and_answered": round(float((correct & ~escalated).mean()), 4),
-        "per_intent": {lab: {"precision": round(float(a), 4), "recall": round(float(b), 4), "f1": round(float(c), 4),
-                             "support": int(d)} for lab, a, b, c, d in zip(head.labels, p, r, f, n)},
-        "_predicted": predicted,
-    }
-
-
-def escalations(head: IntentHead, embeddings: np.ndarray, texts: list[str], probs: np.ndarray | None = None
-                ) -> np.ndarray:
-    """What the classifier escalates: unsure, or out of scope."""
-    probs = head.probabilities(embeddings, texts) if probs is None else probs
-    unsure = probs.max(axis=1) < head.threshold
-    return unsure | (head.out_of_scope_scores(embeddings) > head.oos.threshold) if head.oos else unsure
-
-
-def handed_over(head: IntentHead, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
-    """What the customer's own words hand to a person, whatever the intent (the agent's other reasons):
-    the cues, and the head's hand-over model if it has one."""
-    learned = head.handover.per_message(embeddings) if head.handover else [None] * len(texts)
-    return np.array([handover_reason(t, sentiment(t), p) is not None for t, p in zip(texts, learned)], dtype=bool)
-
-
-def fit_thresholds(head: IntentHead, embeddings: np.ndarray, labels: np.ndarray, texts: list[str],
-                   budget: float, standardise: bool = True) -> None:
-    """Set both escalation thresholds on validation data, so that with the hand-overs the customer's
-    words cause, escalation takes at most ``budget`` of the correctly answered messages: what the
-    hand-overs leave is split evenly between low confidence and out of scope. ``standardise=False``
-    keeps the head's out-of-scope scale as it is (None: the distance alone, as bench/intent.py compares)."""
-    probs = head.probabilities(embeddings, texts)
-    correct = probs.argmax(axis=1) == labels
-    if not correct.any():
-        raise AgentError("no validation message is classified correctly: cannot choose escalation thresholds")
-    half = max(budget - float(handed_over(head, embeddings, texts)[correct].mean()), 0.0) / 2
-    # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
-    low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
-    if standardise:
-        head.oos.fit_scale(embeddings[correct], head.calibrated_logits(embeddings[correct]))
-    far = float(np.quantile(head.out_of_scope_scores(embeddings)[correct], 1 - half, method="higher"))
-    head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 1e4) / 1e4
-
-
 def write_reports(out: Path, labels: list[str], truth: list[str], predicted: list[str]) -> None:
     import matplotlib
 
@@ -231,196 +167,6 @@ def write_reports(out: Path, labels: list[str], truth: list[str], predicted: lis
     plt.close(fig)
 
 
-def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None,
-                grid=(4.0, 16.0, 64.0)) -> tuple[np.ndarray, np.ndarray, float]:
-    """Logistic regression with its regularisation chosen on validation: (weight, bias, C). Without
-    validation data (a refit), the first value of ``grid``."""
-    from sklearn.linear_model import LogisticRegression
-
-    best = None
-    for c in grid:
-        model = LogisticRegression(C=c, max_iter=3000).fit(train_x, train_y)
-        weight, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
-        if val_x is None:
-            return weight, bias, c
-        acc = float((model.predict(val_x) == val_y).mean())
-        print(f"linear head C={c:g}: validation accuracy {acc:.4f}", file=sys.stderr)
-        if best is None or acc > best[0]:
-            best = (acc, weight, bias, c)
-    return best[1], best[2], best[3]
-
-
-def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str] | None, val_labels: np.ndarray | None,
-              weight: np.ndarray, bias: np.ndarray, out: Path, checkpoints: Path, adapter: str | None = None,
-              stop_after: float | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """LoRA + head fine-tuning with the Trainer (a new adapter, or ``adapter`` trained on); saves the
-    adapter to OUT/adapter, returns the head. With validation data, early stopping keeps the best
-    epoch; without (a refit), training follows the same learning-rate schedule of ``args.epochs``
-    and stops after ``stop_after`` epochs, where the validated run was best. Checkpoints stay in
-    ``checkpoints`` for ``--resume`` until the whole run is done."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
-                              TrainingArguments, set_seed)
-
-    from agent.encoder import load_encoder
-
-    class StopAfter(TrainerCallback):
-        def on_epoch_end(self, training_args, state, control, **kwargs):
-            control.should_training_stop = state.epoch >= stop_after - 1e-6
-
-    set_seed(args.seed)
-    tokenizer, encoder = load_encoder(args.base)
-    if adapter:
-        encoder = PeftModel.from_pretrained(encoder, adapter, is_trainable=True)
-    else:
-        encoder = get_peft_model(encoder, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
-                                                     target_modules=["query", "key", "value", "dense"]))
-    model = PooledClassifier(encoder, weight, bias)
-
-    steps_per_epoch = -(-len(texts) // args.batch_size)
-    validated = val_texts is not None
-    training = TrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=128, learning_rate=args.lr, weight_decay=0.01, lr_scheduler_type="linear",
-        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), save_strategy="epoch", save_total_limit=2,
-        eval_strategy="epoch" if validated else "no", load_best_model_at_end=validated,
-        metric_for_best_model="accuracy" if validated else None, greater_is_better=True, logging_steps=50,
-        report_to=[], seed=args.seed, data_seed=args.seed,
-        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
-    class GroupedTrainer(Trainer):
-        def _get_train_sampler(self, train_dataset=None):
-            return LengthGroupedEpochs(train_dataset or self.train_dataset, self.args.train_batch_size, self.args.seed)
-
-    trainer = GroupedTrainer(
-        model=model, args=training,
-        train_dataset=NoisyExamples(texts, labels, tokenizer, args.entity_noise, args.seed),
-        eval_dataset=NoisyExamples(val_texts, val_labels, tokenizer, 0.0, args.seed) if validated else None,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience) if validated else StopAfter()])
-    resume = args.resume and any(checkpoints.glob("checkpoint-*"))
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
-        result = trainer.train(resume_from_checkpoint=True if resume else None)
-    encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
-    encoder.save_pretrained(str(out / "adapter"))
-    (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
-    history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
-               for h in trainer.state.log_history if "eval_accuracy" in h]
-    info = {"epochs_run": round(trainer.state.epoch, 2), "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
-            **({"best_validation_accuracy": trainer.state.best_metric, "history": history,
-                # the first epoch with the best score: the one the Trainer keeps (it needs a strict gain)
-                "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
-            "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": ["query", "key", "value", "dense"]},
-            "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise}
-    return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
-
-
-class NoisyExamples(torch.utils.data.Dataset):
-    """Tokenized examples, a share of them with customer details added (``finetune.augment``), drawn
-    afresh for each epoch (``draw``) from the seed and the epoch: every epoch sees each query both ways
-    in a different mix, and a resumed run sees the same draws. With share 0 (validation), the texts as
-    they are."""
-
-    def __init__(self, texts: list[str], labels: np.ndarray, tokenizer, share: float, seed: int):
-        self.texts, self.labels, self.tokenizer, self.share, self.seed = texts, labels, tokenizer, share, seed
-        self.epoch = None
-        self.draw(0)
-
-    def draw(self, epoch: int) -> np.ndarray:
-        """Choose and tokenize this epoch's texts (unless they are the ones drawn last); returns their
-        lengths in tokens."""
-        if epoch != self.epoch:
-            rng = random.Random(f"{self.seed}:{epoch}")
-            texts = [add_entity_noise(t, rng) if rng.random() < self.share else t for t in self.texts]
-            self.input, self.epoch = self.tokenizer(texts, truncation=True, max_length=MAX_TOKENS), epoch
-        return np.array([len(ids) for ids in self.input["input_ids"]])
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, i: int) -> dict:
-        return {**{k: v[i] for k, v in self.input.items()}, "labels": int(self.labels[i])}
-
-
-class LengthGroupedEpochs(torch.utils.data.Sampler):
-    """Training order: batches of examples of similar length, in random order. Each epoch it has the
-    dataset draw that epoch's texts, shuffles them, sorts each run of ``group`` batches by length and
-    shuffles the batches. Random batches padded every example to 2.5 times its length on average
-    (Banking77 with details added: 26 tokens a query, 66 a padded one); grouped, 27.
-
-    Like the Trainer's own ``group_by_length``, but it sorts by the lengths of the texts this epoch
-    actually trains on, which the details change, and each epoch depends only on the seed and the
-    epoch number (the Trainer calls ``set_epoch``)."""
-
-    def __init__(self, examples: NoisyExamples, batch_size: int, seed: int, group: int = 50):
-        self.examples, self.batch_size, self.seed, self.group = examples, batch_size, seed, group
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __iter__(self):
-        lengths = self.examples.draw(self.epoch)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        self.epoch += 1  # a loader that never calls set_epoch still gets a new order each epoch
-        order, run = rng.permutation(len(lengths)), self.group * self.batch_size
-        batches = []
-        for start in range(0, len(order), run):
-            chunk = order[start:start + run]
-            chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        # Only the last batch can be short; it stays last, or the loader would split later batches.
-        full = len(batches) - (len(batches[-1]) < self.batch_size) if batches else 0
-        shuffled = [batches[i] for i in rng.permutation(full)] + batches[full:]
-        return iter(np.concatenate(shuffled).tolist() if shuffled else [])
-
-
-class PooledClassifier(torch.nn.Module):
-    """Encoder, mean pooling (as the encoder was trained), dropout, linear head."""
-
-    def __init__(self, encoder, weight: np.ndarray, bias: np.ndarray):
-        super().__init__()
-        self.encoder = encoder
-        self.dropout = torch.nn.Dropout(0.1)
-        self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            self.head.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
-            self.head.bias.copy_(torch.from_numpy(bias))
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-        logits = self.head(self.dropout(mean_pool(hidden, attention_mask)))
-        out = {"logits": logits}
-        if labels is not None:
-            out["loss"] = torch.nn.functional.cross_entropy(logits, labels)
-        return out
-
-
-def load_data(args) -> tuple[list[str], list[str], list[str], list[str]]:
-    """(train texts, train labels, validation texts, validation labels)."""
-    from sklearn.model_selection import train_test_split
-
-    examples = read_examples(args.train)
-    texts, labels = [e.text for e in examples], [e.intent for e in examples]
-    if args.validation:
-        held = read_examples(args.validation)
-        only = sorted({e.intent for e in held} - set(labels))
-        if only:
-            raise AgentError(f"intents only in {args.validation}, none in {args.train}: {', '.join(only)}")
-        return texts, labels, [e.text for e in held], [e.intent for e in held]
-    try:
-        tr_x, va_x, tr_y, va_y = train_test_split(texts, labels, test_size=args.validation_fraction,
-                                                  stratify=labels, random_state=args.seed)
-    except ValueError as exc:
-        raise AgentError(f"cannot make a stratified validation split: {exc}") from None
-    return tr_x, tr_y, va_x, va_y
-
-
 def starting_point(args) -> tuple[str, str | None, str | None, IntentHead | None]:
     """(encoder, LoRA adapter directory, parent version, parent model) that training starts from;
     the last three None without --init-from."""
@@ -435,140 +181,145 @@ def starting_point(args) -> tuple[str, str | None, str | None, IntentHead | None
     return init.encoder, init.adapter, parent, init
 
 
-def anchored_head(train_x: np.ndarray, train_y: np.ndarray, labels: list[str], parent: IntentHead,
-                  anchor: float) -> tuple[np.ndarray, np.ndarray]:
-    """A head warm-started from ``parent``: its intents keep their rows, held near them by a penalty
-    ``anchor * |w - w_parent|^2`` (so old intents are answered as before), and new intents get rows
-    of their own. A head refitted from scratch on the adapter's embeddings loses about a point on the
-    old intents, because the parent's head was trained jointly with the adapter."""
-    x, y = torch.from_numpy(train_x), torch.from_numpy(train_y).long()
-    w0, b0 = torch.zeros(len(labels), x.shape[1]), torch.zeros(len(labels))
-    old = torch.zeros(len(labels), dtype=torch.bool)
-    for j, label in enumerate(parent.labels):
-        if label in labels:
-            i = labels.index(label)
-            w0[i], b0[i], old[i] = torch.from_numpy(parent.weight[j]), float(parent.bias[j]), True
-    if old.any():
-        b0[~old] = b0[old].mean()
-    weight, bias = w0.clone().requires_grad_(), b0.clone().requires_grad_()
-    optimiser = torch.optim.LBFGS([weight, bias], max_iter=500, history_size=20, line_search_fn="strong_wolfe")
+class Texts:
+    """The texts a model is fitted and calibrated on, drawn once with a fixed seed: the training
+    queries as they are (and, with ``--messages``, each inside a whole message), the validation
+    queries the same way, and validation messages with two requests."""
 
-    def loss():
-        optimiser.zero_grad()
-        value = (torch.nn.functional.cross_entropy(x @ weight.T + bias, y)
-                 + anchor * (((weight - w0)[old] ** 2).sum() + ((bias - b0)[old] ** 2).sum())
-                 + 1e-5 * (weight[~old] ** 2).sum())  # new rows: a little weight decay, no anchor
-        value.backward()
-        return value
+    def __init__(self, args, train: tuple[list[str], np.ndarray], validation: tuple[list[str], np.ndarray],
+                 names: list[str]):
+        rng = random.Random(f"{args.seed}:fit")
+        builder = MessageBuilder(rng) if args.messages > 0 else None
+        self.train = self._both(*train, names, rng, builder)
+        self.validation = self._both(*validation, names, rng, builder)
+        self.two_requests: list[Drawn] = []
+        if builder is not None:
+            texts, labels = validation
+            for i in range(len(texts)):
+                j = rng.choice([k for k in range(len(texts)) if labels[k] != labels[i]] or [i])
+                if labels[j] != labels[i]:
+                    self.two_requests.append(draw_text(texts[i], int(labels[i]), names, rng, builder, 1.0, 1.0, 0.0,
+                                                       lambda j=j: (texts[j], int(labels[j]))))
 
-    optimiser.step(loss)
-    return weight.detach().numpy(), bias.detach().numpy()
+    @staticmethod
+    def _both(texts, labels, names, rng, builder) -> list[Drawn]:
+        out = [Drawn.of(t, int(y)) for t, y in zip(texts, labels)]
+        if builder is not None:
+            out += [draw_text(t, int(y), names, rng, builder, 1.0, 0.0, 0.0) for t, y in zip(texts, labels)]
+        return out
 
 
-class Embeddings:
-    """Sentence embeddings, kept in the checkpoint directory so a resumed run does not recompute them."""
-
-    def __init__(self, encoder: SentenceEncoder, identity: str, checkpoints: Path, resume: bool):
-        self.encoder, self.identity, self.checkpoints, self.resume = encoder, identity, checkpoints, resume
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        key = hashlib.sha256("\n".join([self.identity, *texts]).encode()).hexdigest()[:16]
-        cached = self.checkpoints / f"embeddings-{key}.npy"
-        if self.resume and cached.is_file():
-            return np.load(cached)
-        embeddings = self.encoder.encode(texts, progress=True)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        np.save(cached, embeddings)
-        return embeddings
-
-
-def fit_weights(args, texts: list[str], ids: np.ndarray, frozen: np.ndarray, label_set: list[str],
+def fit_weights(args, texts: list[str], ids: np.ndarray, names: list[str], frozen: Embedded,
                 parent_head: IntentHead | None, init_adapter: str | None, out: Path, checkpoints: Path,
-                validation: tuple[list[str], np.ndarray, np.ndarray] | None = None, chosen: dict | None = None
+                validation: tuple[list[str], np.ndarray, Embedded] | None = None, chosen: dict | None = None
                 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The head's weight and bias on these examples (``frozen``: their embeddings by the starting
-    encoder) and, for ``lora``, the adapter (saved to OUT/adapter). With ``validation`` (texts, ids,
-    frozen embeddings), C and the epochs are chosen on it; a refit passes that run's details as
-    ``chosen`` instead."""
+    """The head's weight and bias (fitted on ``frozen``: the training texts embedded by the starting
+    encoder) and, for ``lora``, the adapter (saved to OUT/adapter), trained on ``texts`` with ``ids``.
+    With ``validation`` (texts, ids, embedded), C and the epochs are chosen on it; a refit passes that
+    run's details as ``chosen`` instead."""
+    known = frozen.labels != IGNORE
+    x, y = frozen.vectors[known], frozen.labels[known]
     if args.method == "head" and parent_head is not None:
-        weight, bias = anchored_head(frozen, ids, label_set, parent_head, args.anchor)
-        details = {"anchor": args.anchor, "new_intents": sorted(set(label_set) - set(parent_head.labels))}
+        weight, bias = anchored_head(x, y, names, parent_head, args.anchor)
+        details = {"anchor": args.anchor, "new_intents": sorted(set(names) - set(parent_head.labels))}
     else:
         grid = (chosen["C"],) if chosen else (16.0,) if args.method == "lora" else (4.0, 16.0, 64.0)
-        val_x, val_y = (validation[2], validation[1]) if validation else (None, None)
-        weight, bias, c = linear_head(frozen, ids, val_x, val_y, grid=grid)
+        val = validation[2].subset(np.flatnonzero(validation[2].labels != IGNORE)) if validation and validation[2] else None
+        weight, bias, c = linear_head(x, y, val.vectors if val else None, val.labels if val else None, grid=grid)
         details = {"C": c}
     if args.method == "lora":
         weight, bias, details["fine_tune"] = fine_tune(
-            args, texts, ids, *(validation[:2] if validation else (None, None)), weight, bias, out, checkpoints,
-            init_adapter, stop_after=chosen["fine_tune"]["best_epoch"] if chosen else None)
+            args, texts, ids, names, *(validation[:2] if validation else (None, None)), weight, bias, out,
+            checkpoints, init_adapter, stop_after=chosen["fine_tune"]["best_epoch"] if chosen else None)
     return weight, bias, details
 
 
-def build_head(args, texts: list[str], ids: np.ndarray, embeddings: np.ndarray, weight: np.ndarray,
-               bias: np.ndarray, label_set: list[str], base: str, adapter: str | None, lexical: bool,
-               encoder: SentenceEncoder, handover_examples) -> tuple[IntentHead, dict]:
+def build_head(args, train: Embedded, weight: np.ndarray, bias: np.ndarray, names: list[str], base: str,
+               adapter: str | None, lexical: bool, encoder: SentenceEncoder, handover_examples
+               ) -> tuple[IntentHead, dict]:
     """The head around trained weights, uncalibrated: the lexical model, the out-of-scope statistics
-    and the hand-over detector, all fitted on these training examples. Returns it and the
-    hand-over detector's summary (empty without one)."""
-    head = IntentHead(labels=label_set, weight=weight, bias=bias, temperature=1.0, threshold=0.0,
-                      encoder=base, metrics={}, adapter=adapter, oos=OutOfScope.fit(embeddings, ids, len(label_set)),
-                      lexical=LexicalModel.fit(texts, ids) if lexical else None)
+    and the hand-over detector, all fitted on the training texts (``train``, embedded by the trained
+    encoder). Returns it and the hand-over detector's summary (empty without one)."""
+    known = np.flatnonzero(train.labels != IGNORE)
+    single = train.subset(known)
+    head = IntentHead(labels=names, weight=weight, bias=bias, temperature=1.0, threshold=0.0, encoder=base,
+                      metrics={}, adapter=adapter, oos=OutOfScope.fit(single.vectors, single.labels, len(names)),
+                      lexical=LexicalModel.fit(single.texts, single.labels) if lexical else None)
     if not handover_examples:
         return head, {}
-    head.handover = fit_handover(lambda batch: encoder.encode(batch, progress=True), embeddings, *handover_examples)
-    return head, {"handover": handover_summary(args.handover, handover_examples[1], len(embeddings))}
+    texts, labels = handover_examples
+    if args.messages > 0:  # the hand-over messages also inside whole messages, so length and courtesies are no cue
+        rng = random.Random(f"{args.seed}:handover")
+        builder = MessageBuilder(rng)
+        framed = [(builder.frame(t), y) for t, y in zip(texts, labels) if rng.random() < FRAMED_HANDOVER_SHARE]
+        texts, labels = texts + [t for t, _ in framed], labels + [y for _, y in framed]
+    read_texts = [Drawn.of(t, IGNORE).text for t in texts]
+    head.handover = fit_handover(lambda batch: encoder.encode(batch, progress=True), single.vectors, read_texts,
+                                 labels)
+    return head, {"handover": handover_summary(args.handover, labels, len(single.vectors))}
 
 
 def copy_calibration(head: IntentHead, source: IntentHead) -> None:
     """Give ``head`` the temperature, lexical weight and escalation thresholds of ``source``."""
     head.temperature, head.threshold = source.temperature, source.threshold
     head.lexical_weight = source.lexical_weight if head.lexical else 0.0
+    head.second_threshold = source.second_threshold
     if source.oos and head.oos:
         head.oos.threshold, head.oos.scale = source.oos.threshold, source.oos.scale
 
 
+def labelled_file(encoder, path: str, names: list[str]) -> Embedded:
+    """A labelled file's texts, as the model reads them, embedded; intents the model lacks are left out."""
+    index = {name: i for i, name in enumerate(names)}
+    return embed(encoder, [Drawn.of(e.text, index[e.intent]) for e in read_examples(path) if e.intent in index])
+
+
 def eval_metrics(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
     """The model's figures on a labelled file it never saw (``--eval``)."""
-    held = read_examples(path)
-    texts = [e.text for e in held]
-    result = evaluate(head, encoder.encode(texts, progress=True), [e.intent for e in held], texts)
-    result.pop("_predicted")
+    result = evaluate(head, labelled_file(encoder, path, head.labels), head.labels)
+    result.pop("_predicted"), result.pop("_truth")
     return result
 
 
+def check_shares(args) -> None:
+    for flag, value in (("--entity-noise", args.entity_noise), ("--messages", args.messages),
+                        ("--two-requests", args.two_requests)):
+        if not 0 <= value <= 1:
+            raise AgentError(f"{flag} is a share of the training examples, between 0 and 1: not {value:g}")
+
+
 def train(args: argparse.Namespace) -> dict:
-    if not 0 <= args.entity_noise <= 1:
-        raise AgentError(f"--entity-noise is a share of the training examples, between 0 and 1: not {args.entity_noise:g}")
+    check_shares(args)
     np.random.seed(args.seed)
     started = time.time()
     tr_x, tr_y, va_x, va_y = load_data(args)
     handover_examples = read_handover(args.handover) if args.handover else None
-    label_set = sorted(set(tr_y))
-    if len(label_set) < 2:
-        raise AgentError(f"{args.train} needs at least two intents, found {len(label_set)}")
-    index = {lab: i for i, lab in enumerate(label_set)}
+    names = sorted(set(tr_y))
+    if len(names) < 2:
+        raise AgentError(f"{args.train} needs at least two intents, found {len(names)}")
+    index = {lab: i for i, lab in enumerate(names)}
     tr_i, va_i = np.array([index[y] for y in tr_y]), np.array([index[y] for y in va_y])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = Path(args.checkpoints or out / "checkpoints")
     base, init_adapter, parent, parent_head = starting_point(args)
     args.base = base  # what fine_tune loads, and what version.json records
+    texts = Texts(args, (tr_x, tr_i), (va_x, va_i), names)
 
     encoder = SentenceEncoder(base, adapter=init_adapter)
-    embed = Embeddings(encoder, f"{base}|{init_adapter}", checkpoints, args.resume)
-    frozen_tr, frozen_va = embed(tr_x), embed(va_x)
-    weight, bias, details = fit_weights(args, tr_x, tr_i, frozen_tr, label_set, parent_head, init_adapter, out,
-                                        checkpoints, validation=(va_x, va_i, frozen_va))
-    adapter = None
+    frozen = Embeddings(encoder, f"{base}|{init_adapter}", checkpoints, args.resume)
+    head_only = args.method == "head"
+    starting = frozen(texts.train if head_only else [Drawn.of(t, int(y)) for t, y in zip(tr_x, tr_i)])
+    val_frozen = frozen(texts.validation) if head_only else None  # lora chooses on its own validation
+    weight, bias, details = fit_weights(args, tr_x, tr_i, names, starting, parent_head, init_adapter, out,
+                                        checkpoints, validation=(va_x, va_i, val_frozen))
+    adapter = "adapter" if args.method == "lora" or init_adapter else None
     if args.method == "lora":
-        adapter = "adapter"
         encoder = SentenceEncoder(base, adapter=str(out / adapter))
-        tr_e, va_e = encoder.encode(tr_x, progress=True), encoder.encode(va_x, progress=True)
+        train_e, val_e = embed(encoder, texts.train), embed(encoder, texts.validation)
     else:
-        tr_e, va_e = frozen_tr, frozen_va
+        train_e, val_e = starting, val_frozen
         if init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
-            adapter = "adapter"
             if Path(init_adapter).resolve() != (out / adapter).resolve():
                 shutil.rmtree(out / adapter, ignore_errors=True)
                 shutil.copytree(init_adapter, out / adapter)
@@ -578,43 +329,30 @@ def train(args: argparse.Namespace) -> dict:
     inherit = parent_head is not None and not args.recalibrate
     lexical = args.lexical and not (inherit and parent_head.lexical is None)
     # The hand-over detector comes before the thresholds: its hand-overs count in the escalation budget.
-    head, handover = build_head(args, tr_x, tr_i, tr_e, weight, bias, label_set, base, adapter, lexical, encoder,
+    head, handover = build_head(args, train_e, weight, bias, names, base, adapter, lexical, encoder,
                                 handover_examples)
     details |= handover
+    one_line = val_e.subset(np.arange(len(va_x)))
+    whole = val_e.subset(np.arange(len(va_x), len(val_e.drawn)))
     if inherit:
         copy_calibration(head, parent_head)
         details["calibration"] = f"the parent's ({parent})"
     else:
-        head.temperature, head.lexical_weight = fit_calibration(
-            head.logits(va_e), va_i, head.lexical.log_probabilities(va_x) if head.lexical else None)
-        fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
+        calibrate(head, val_e)
+        fit_thresholds(head, val_e, args.escalate_budget)
+        if texts.two_requests:
+            details["requests"] = fit_second_threshold(head, whole, embed(encoder, texts.two_requests))
 
-    validation = evaluate(head, va_e, va_y, va_x)
-    write_reports(out, label_set, va_y, validation.pop("_predicted"))
+    validation = evaluate(head, one_line, names)
+    write_reports(out, names, validation.pop("_truth"), validation.pop("_predicted"))
+    if texts.validation[len(va_x):]:
+        messages = evaluate(head, whole, names)
+        details["validation_messages"] = {k: v for k, v in messages.items() if not k.startswith("_") and k != "per_intent"}
     if head.lexical:
         details["lexical"] = {"terms": len(head.lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
     if args.refit:  # the validated model's figures stay the honest ones; the refit is trained on them
-        details["selected"] = {"train_examples": len(tr_x), **({"eval": eval_metrics(head, encoder, args.eval)}
-                                                               if args.eval else {})}
-        if args.oos:
-            details["selected"]["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
-        all_x, all_i = tr_x + va_x, np.concatenate([tr_i, va_i])
-        refit_started = time.time()
-        weight, bias, chosen = fit_weights(args, all_x, all_i, np.concatenate([frozen_tr, frozen_va]), label_set,
-                                           parent_head, init_adapter, out, checkpoints / "refit", chosen=details)
-        if args.method == "lora":
-            encoder = SentenceEncoder(base, adapter=str(out / adapter))
-            all_e = encoder.encode(all_x, progress=True)
-        else:
-            all_e = np.concatenate([tr_e, va_e])
-        refitted, handover = build_head(args, all_x, all_i, all_e, weight, bias, label_set, base, adapter,
-                                        head.lexical is not None, encoder, handover_examples)
-        copy_calibration(refitted, head)
-        head = refitted
-        details["refit"] = {"train_examples": len(all_x), "epochs": chosen.get("fine_tune", {}).get("epochs_run"),
-                            "seconds": round(time.time() - refit_started, 1), **handover}
-        if head.lexical:
-            details["refit"]["lexical_terms"] = len(head.lexical.vocabulary)
+        head, encoder = refit(args, details, head, encoder, texts, tr_x, tr_i, va_x, va_i, names, base, adapter,
+                              init_adapter, parent_head, out, checkpoints, frozen, handover_examples)
     methods = {"lora": "LoRA fine-tuned encoder + linear head (Trainer)",
                "head": "linear head on frozen encoder (logistic regression)"}
     method = methods[args.method] if "anchor" not in details else "linear head warm-started from the parent's"
@@ -623,8 +361,8 @@ def train(args: argparse.Namespace) -> dict:
                + (", refitted on training and validation data" if args.refit else ""),
                "base": base, "train_file": Path(args.train).name, "train_examples": len(tr_x),
                "temperature": round(head.temperature, 4), "threshold": head.threshold,
-               "oos_threshold": head.oos.threshold, "escalate_budget": args.escalate_budget, "seed": args.seed,
-               **details, "validation": validation}
+               "oos_threshold": head.oos.threshold, "second_threshold": head.second_threshold,
+               "escalate_budget": args.escalate_budget, "seed": args.seed, **details, "validation": validation}
     if args.oos:
         metrics["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
     if args.eval:
@@ -643,12 +381,41 @@ def train(args: argparse.Namespace) -> dict:
     return metrics
 
 
+def refit(args, details, head, encoder, texts, tr_x, tr_i, va_x, va_i, names, base, adapter, init_adapter,
+          parent_head, out, checkpoints, frozen, handover_examples):
+    """Train once more on training and validation data together, for the validated run's epochs, and
+    give the result the validated run's calibration; returns (head, encoder)."""
+    details["selected"] = {"train_examples": len(tr_x), **({"eval": eval_metrics(head, encoder, args.eval)}
+                                                           if args.eval else {})}
+    if args.oos:
+        details["selected"]["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)
+    all_x, all_i = tr_x + va_x, np.concatenate([tr_i, va_i])
+    refit_started = time.time()
+    everything = texts.train + texts.validation
+    starting = frozen(everything if args.method == "head" else [Drawn.of(t, int(y)) for t, y in zip(all_x, all_i)])
+    weight, bias, chosen = fit_weights(args, all_x, all_i, names, starting, parent_head, init_adapter, out,
+                                       checkpoints / "refit", chosen=details)
+    if args.method == "lora":
+        encoder = SentenceEncoder(base, adapter=str(out / adapter))
+        all_e = embed(encoder, everything)
+    else:
+        all_e = starting
+    refitted, handover = build_head(args, all_e, weight, bias, names, base, adapter, head.lexical is not None,
+                                    encoder, handover_examples)
+    copy_calibration(refitted, head)
+    details["refit"] = {"train_examples": len(all_x), "epochs": chosen.get("fine_tune", {}).get("epochs_run"),
+                        "seconds": round(time.time() - refit_started, 1), **handover}
+    if refitted.lexical:
+        details["refit"]["lexical_terms"] = len(refitted.lexical.vocabulary)
+    return refitted, encoder
+
+
 def out_of_scope_metrics(head: IntentHead, encoder: SentenceEncoder, path: str) -> dict:
     """The share of the out-of-scope queries in ``path`` (one a line) that the agent escalates."""
     queries = [q.strip() for q in Path(path).read_text(encoding="utf-8").splitlines() if q.strip()]
-    embedded = encoder.encode(queries)
+    data = embed(encoder, [Drawn.of(q, IGNORE) for q in queries])
     return {"file": Path(path).name, "queries": len(queries),
-            "escalated": round(float((escalations(head, embedded, queries) | handed_over(head, embedded, queries)).mean()), 4)}
+            "escalated": round(float((escalations(head, data) | handed_over(head, data)).mean()), 4)}
 
 
 def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:
@@ -674,6 +441,7 @@ def main(argv=None) -> int:
         return {"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
                 "escalated_fraction": v["escalated_fraction"], "answered_accuracy": v["answered_accuracy"],
                 "out_of_scope_escalated": metrics.get("out_of_scope", {}).get("escalated"),
+                "messages_accuracy": metrics.get("validation_messages", {}).get("accuracy"),
                 "seconds": metrics["train_seconds"], "version": models.read_version(args.out)["id"]}
     return script.run("finetune.intent", work)
 

@@ -6,8 +6,10 @@ import pytest
 from agent.intent import IntentClassifier, IntentHead
 from agent.types import AgentError
 from conftest import REPO
+from finetune import calibration
 from finetune import intent as train_intent
 from finetune.data import read_examples
+from finetune.intent_data import Drawn, Embedded
 
 # Paraphrases written for this test (not from the training data), one per intent checked.
 UNSEEN = {
@@ -18,6 +20,12 @@ UNSEEN = {
     "I'd like to close my account with you for good": "terminate_account",
     "How do I set up Apple Pay on my iPhone?": "apple_pay_or_google_pay",
 }
+
+
+def embedded(embeddings, labels, texts) -> Embedded:
+    """One-part texts with their embeddings, as finetune.calibration takes them."""
+    return Embedded([Drawn.of(t, int(y)) for t, y in zip(texts, labels)], embeddings,
+                    [np.zeros((0, embeddings.shape[1]), np.float32) for _ in texts])
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +74,14 @@ def test_escalation_budget_counts_the_customers_own_words_first():
     head = IntentHead(["a", "b", "c", "d"], weight, np.zeros(4, np.float32), 1.0, 0.0, "enc", {},
                       oos=OutOfScope.fit(embeddings, labels, 4))
     texts = ["I want to speak to a real person" if i % 10 == 0 else "where is my card" for i in range(400)]
-    train_intent.fit_thresholds(head, embeddings, labels, texts, budget=0.2)
+    data = embedded(embeddings, labels, texts)
+    calibration.fit_thresholds(head, data, budget=0.2)
     correct = head.probabilities(embeddings).argmax(axis=1) == labels
-    handed = train_intent.handed_over(head, embeddings, texts)[correct].mean()
-    by_classifier = train_intent.escalations(head, embeddings, texts)[correct].mean()
-    overall = (train_intent.escalations(head, embeddings, texts)
-               | train_intent.handed_over(head, embeddings, texts))[correct].mean()
+    handed = calibration.handed_over(head, data)[correct].mean()
+    by_classifier = calibration.escalations(head, data)[correct].mean()
+    overall = (calibration.escalations(head, data) | calibration.handed_over(head, data))[correct].mean()
     assert 0.08 <= handed <= 0.12 and 0.06 <= by_classifier <= 0.2 - handed + 1e-9 and overall <= 0.2 + 1e-9
-    assert train_intent.evaluate(head, embeddings, list(np.array(head.labels)[labels]), texts)[
-        "correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
+    assert calibration.evaluate(head, data, head.labels)["correct_and_answered"] >= correct.mean() - 0.2 - 1e-9
 
 
 def test_thresholds_can_keep_the_distance_alone():
@@ -89,8 +96,8 @@ def test_thresholds_can_keep_the_distance_alone():
     texts = ["where is my card"] * 300
     heads = [IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.0, 0.0, "enc", {},
                         oos=OutOfScope.fit(embeddings, labels, 3)) for _ in range(2)]
-    train_intent.fit_thresholds(heads[0], embeddings, labels, texts, budget=0.1, standardise=False)
-    train_intent.fit_thresholds(heads[1], embeddings, labels, texts, budget=0.1)
+    calibration.fit_thresholds(heads[0], embedded(embeddings, labels, texts), budget=0.1, standardise=False)
+    calibration.fit_thresholds(heads[1], embedded(embeddings, labels, texts), budget=0.1)
     assert heads[0].oos.scale is None and heads[1].oos.scale is not None
     assert heads[0].oos.threshold >= np.quantile(heads[0].oos.distance(embeddings), 0.9)  # a distance, not a z-sum
     assert heads[1].oos.threshold < 10 < heads[0].oos.threshold

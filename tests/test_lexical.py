@@ -6,7 +6,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from agent.intent import IntentHead
 from agent.lexical import MIN_DF, NGRAMS, TOKEN, LexicalModel
 from agent.types import AgentError
-from finetune import intent as train_intent
+from finetune import calibration
 from finetune.data import read_examples
 from conftest import REPO
 
@@ -68,9 +68,9 @@ def test_calibration_weighs_the_lexical_model_by_what_it_adds():
     logits = rng.normal(size=(600, 5)) + 1.5 * np.eye(5)[labels]
     informative = np.log(np.full((600, 5), 0.05) + 0.75 * np.eye(5)[labels])
     noise = np.log(rng.dirichlet(np.ones(5), size=600))
-    _, useful = train_intent.fit_calibration(logits, labels, informative)
-    _, useless = train_intent.fit_calibration(logits, labels, noise)
-    temperature, none = train_intent.fit_calibration(logits, labels)
+    _, useful = calibration.fit_calibration(logits, labels, informative)
+    _, useless = calibration.fit_calibration(logits, labels, noise)
+    temperature, none = calibration.fit_calibration(logits, labels)
     assert useful > 0.3 and useless < 0.05 and none == 0.0 and 0.3 < temperature < 3
 
 

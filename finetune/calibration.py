@@ -1,0 +1,145 @@
+"""Everything the intent model fits on validation data after training: probabilities, thresholds, figures.
+
+Validation data is the held-out queries as they are and inside whole messages (``Embedded``: their
+embeddings, and their sentences' embeddings, as the agent computes them). On it: a temperature and
+the lexical model's weight (calibrated probabilities), the two escalation thresholds under one
+budget, and the threshold at which a sentence's own intent counts as a further request. Every
+decision uses the head's own methods (``agent.intent.IntentHead``), so what is fitted here is what
+the agent does.
+"""
+from __future__ import annotations
+
+import math
+import numpy as np
+
+from agent.intent import IntentHead
+from agent.sentiment import handover_reason, sentiment
+from agent.types import AgentError
+from finetune.intent_data import IGNORE, Embedded
+
+# Extra requests wrongly found in single-request messages that the second-request threshold may allow.
+FALSE_SECOND_BUDGET = 0.02
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, lexical: np.ndarray | None = None
+                    ) -> tuple[float, float]:
+    """(temperature, lexical weight) minimising validation negative log-likelihood: temperature
+    scaling (Guo et al., 2017) of the head's logits, with the lexical model's log-probabilities
+    (``lexical``, if given) added at the weight that predicts validation best. Rows labelled
+    ``IGNORE`` (two-request messages) are left out."""
+    from scipy.optimize import minimize
+
+    known = labels != IGNORE
+    logits, labels = logits[known], labels[known]
+    extra = np.zeros_like(logits) if lexical is None else lexical[known]
+    rows = np.arange(len(labels))
+
+    def nll(params: np.ndarray) -> float:
+        z = params[0] * logits + params[1] * extra
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-(z[rows, labels] - np.log(np.exp(z).sum(axis=1))).mean())
+    bounds = [(0.05, 20.0), (0.0, 0.0 if lexical is None else 5.0)]  # 1/temperature, lexical weight
+    best = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=bounds).x
+    return 1.0 / float(best[0]), float(best[1])
+
+
+def calibrate(head: IntentHead, validation: Embedded) -> None:
+    """Set the head's temperature and lexical weight on the validation texts."""
+    texts = validation.texts
+    head.temperature, head.lexical_weight = fit_calibration(
+        head.logits(validation.vectors), validation.labels,
+        head.lexical.log_probabilities(texts) if head.lexical else None)
+
+
+def out_of_scope_scores(head: IntentHead, data: Embedded) -> np.ndarray:
+    return head.message_out_of_scope_scores(data.vectors, data.parts)
+
+
+def escalations(head: IntentHead, data: Embedded, probs: np.ndarray | None = None) -> np.ndarray:
+    """What the classifier escalates: unsure, or out of scope."""
+    probs = head.probabilities(data.vectors, data.texts) if probs is None else probs
+    unsure = probs.max(axis=1) < head.threshold
+    return unsure | (out_of_scope_scores(head, data) > head.oos.threshold) if head.oos else unsure
+
+
+def handed_over(head: IntentHead, data: Embedded) -> np.ndarray:
+    """What the customer's own words hand to a person, whatever the intent (the agent's other reasons):
+    the cues, and the head's hand-over model if it has one."""
+    texts = data.texts
+    learned = head.handover.per_message(data.vectors) if head.handover else [None] * len(texts)
+    return np.array([handover_reason(t, sentiment(t), p) is not None for t, p in zip(texts, learned)], dtype=bool)
+
+
+def fit_thresholds(head: IntentHead, data: Embedded, budget: float, standardise: bool = True) -> None:
+    """Set both escalation thresholds on validation data, so that with the hand-overs the customer's
+    words cause, escalation takes at most ``budget`` of the correctly answered messages: what the
+    hand-overs leave is split evenly between low confidence and out of scope. ``standardise=False``
+    keeps the head's out-of-scope scale as it is (None: the distance alone, as bench/intent.py compares)."""
+    known = data.labels != IGNORE
+    data = data.subset(np.flatnonzero(known))
+    probs = head.probabilities(data.vectors, data.texts)
+    correct = probs.argmax(axis=1) == data.labels
+    if not correct.any():
+        raise AgentError("no validation message is classified correctly: cannot choose escalation thresholds")
+    half = max(budget - float(handed_over(head, data)[correct].mean()), 0.0) / 2
+    # Sample quantiles (not interpolated), rounded outwards: each threshold takes no more than its half.
+    low = float(np.quantile(probs.max(axis=1)[correct], half, method="lower"))
+    if standardise:
+        right = data.subset(np.flatnonzero(correct))
+        head.oos.fit_scale(right.vectors, head.calibrated_logits(right.vectors))
+    far = float(np.quantile(out_of_scope_scores(head, data)[correct], 1 - half, method="higher"))
+    head.threshold, head.oos.threshold = math.floor(low * 1e4) / 1e4, math.ceil(far * 1e4) / 1e4
+
+
+def found_requests(head: IntentHead, data: Embedded, threshold: float) -> list[list[int]]:
+    """Each message's requests (intent indices, main first) as the agent finds them at ``threshold``."""
+    probs = head.probabilities(data.vectors, data.texts)
+    out = []
+    for i, parts in enumerate(data.parts):
+        part_probs = head.probabilities(parts, data.part_texts(i)) if len(parts) else None
+        part_oos = head.out_of_scope_scores(parts) if head.oos is not None and len(parts) else None
+        out.append([j for j, _, _ in head.requests(probs[i], part_probs, part_oos, threshold)])
+    return out
+
+
+def fit_second_threshold(head: IntentHead, single: Embedded, double: Embedded,
+                         budget: float = FALSE_SECOND_BUDGET) -> dict:
+    """The lowest second-request threshold at which at most ``budget`` of the single-request messages
+    get a request they do not make; returns it with its figures on both sets."""
+    grid = [round(t, 2) for t in np.arange(0.3, 1.0, 0.02)]
+    wanted = [{p for p in d.part_labels if p != IGNORE} for d in double.drawn]
+    for threshold in grid:
+        extra = np.mean([len(r) > 1 for r in found_requests(head, single, threshold)])
+        if extra <= budget:
+            both = np.mean([w <= set(r) for w, r in zip(wanted, found_requests(head, double, threshold))])
+            head.second_threshold = threshold
+            return {"second_threshold": threshold, "single_with_extra": round(float(extra), 4),
+                    "two_requests_both_found": round(float(both), 4), "single": len(single.drawn),
+                    "two_requests": len(double.drawn)}
+    head.second_threshold = 1.0
+    return {"second_threshold": 1.0}
+
+
+def evaluate(head: IntentHead, data: Embedded, names: list[str]) -> dict:
+    """Accuracy, macro-F1 and escalation figures on labelled texts (two-request messages left out)."""
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+    data = data.subset(np.flatnonzero(data.labels != IGNORE))
+    probs = head.probabilities(data.vectors, data.texts)
+    labels = [names[i] for i in data.labels]
+    predicted = [names[i] for i in probs.argmax(axis=1)]
+    escalated = escalations(head, data, probs) | handed_over(head, data)
+    correct = np.array([p == t for p, t in zip(predicted, labels)])
+    p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=names, zero_division=0)
+    return {
+        "examples": len(labels),
+        "accuracy": round(float(accuracy_score(labels, predicted)), 4),
+        "macro_f1": round(float(f1_score(labels, predicted, labels=names, average="macro", zero_division=0)), 4),
+        "escalated_fraction": round(float(escalated.mean()), 4),
+        "answered_accuracy": round(float(correct[~escalated].mean()) if (~escalated).any() else 0.0, 4),
+        "correct_and_answered": round(float((correct & ~escalated).mean()), 4),
+        "per_intent": {lab: {"precision": round(float(a), 4), "recall": round(float(b), 4), "f1": round(float(c), 4),
+                             "support": int(d)} for lab, a, b, c, d in zip(names, p, r, f, n)},
+        "_predicted": predicted,
+        "_truth": labels,
+    }
