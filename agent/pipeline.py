@@ -83,7 +83,8 @@ class Agent:
                              entities, vars(given_reason(mood, reason))), prediction
 
     def handle(self, message: Message) -> Reply:
-        return self.respond(message, *self._understand(message.text))
+        with logs.about(message.customer_name):
+            return self.respond(message, *self._understand(message.text))
 
     def respond(self, message: Message, u: Understanding, prediction: Prediction | None) -> Reply:
         """Retrieval, drafting and guards for an understood message."""
