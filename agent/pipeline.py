@@ -83,7 +83,7 @@ class Agent:
                              entities, vars(given_reason(mood, reason))), prediction
 
     def handle(self, message: Message) -> Reply:
-        with logs.about(message.customer_name):
+        with logs.about(*message.known_names()):
             return self.respond(message, *self._understand(message.text))
 
     def respond(self, message: Message, u: Understanding, prediction: Prediction | None) -> Reply:

@@ -57,7 +57,7 @@ def from_reply(message: Message, reply: Reply, corrected_intent: str | None = No
                     confidence=round(float(reply.confidence), 4), reply=reply.text, source=reply.source,
                     escalate=reply.escalate, reason=reply.reason, corrected_intent=corrected_intent,
                     corrected_reply=corrected_reply, user=user)
-    return masked(record, known_names=[message.customer_name] if message.customer_name else [])
+    return masked(record, known_names=message.known_names())
 
 
 def masked(record: Record, known_names: list[str] = ()) -> Record:

@@ -26,6 +26,7 @@ import inspect
 import ipaddress
 import logging
 import os
+import re
 import socket
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -121,7 +123,7 @@ class Desk:
         options = {"run_history": False}
         if self.users is not None:
             options |= {"auth": self.login, "auth_message": "Support desk: log in with your team account.",
-                        "app_kwargs": {"middleware": [_middleware(self._gate)]}}
+                        "app_kwargs": {"middleware": [Middleware(_Gate, desk=self)]}}
         return options
 
     async def login(self, name: str, password: str) -> bool:
@@ -138,21 +140,17 @@ class Desk:
               outcome="logged in" if ok else "refused")
         return ok
 
-    async def _gate(self, scope) -> JSONResponse | None:
-        """None to let a request through; else the answer to a request without a session."""
-        path = scope["path"]
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return None
+    def session_user(self, scope) -> str | None:
+        """The user of the request's session, if it has one of a user still in the users file."""
         app, cookies = scope["app"], Request(scope).cookies
         token = cookies.get(f"access-token-{app.cookie_id}") or cookies.get(f"access-token-unsecure-{app.cookie_id}")
         user = app.tokens.get(token)
-        if user is not None and user in self.users.current():
-            return None
-        if user is not None:  # removed from the users file: every session of theirs ends now
-            for stale in [t for t, u in app.tokens.items() if u == user]:
-                app.tokens.pop(stale, None)
-            audit("session_ended", user, outcome="user removed from the users file")
-        return JSONResponse({"detail": {"error": "Not authenticated", "auth_message": "Log in first."}}, 401)
+        if user is None or user in self.users.current():
+            return user
+        for stale in [t for t, u in app.tokens.items() if u == user]:  # removed: every session of theirs ends
+            app.tokens.pop(stale, None)
+        audit("session_ended", user, outcome="user removed from the users file")
+        return None
 
     # Requests ----------------------------------------------------------------------------------------------
     def serve(self, app: gr.Blocks) -> None:
@@ -395,20 +393,43 @@ def _is_answer(item) -> bool:
     return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Message) and isinstance(item[1], Reply)
 
 
-def _middleware(gate):
-    """Starlette middleware that answers a request with ``await gate(scope)`` when that is not None."""
-    from starlette.middleware import Middleware
+class _Gate:
+    """ASGI middleware: a request without a session gets only the login page (with Gradio's description of
+    the API taken out of it) and what that page loads; anything else is answered 401."""
 
-    class Gate:
-        def __init__(self, app):
-            self.app = app
+    def __init__(self, app, desk: Desk):
+        self.app, self.desk = app, desk
 
-        async def __call__(self, scope, receive, send):
-            refusal = await gate(scope) if scope["type"] in ("http", "websocket") else None
-            if refusal is None:
-                return await self.app(scope, receive, send)
-            if scope["type"] == "websocket":
-                return await send({"type": "websocket.close", "code": 1008})
-            return await refusal(scope, receive, send)
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or self.desk.session_user(scope) is not None:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        if path == "/":
+            return await self.app(scope, receive, _without_api_info(send))
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return await self.app(scope, receive, send)
+        refusal = JSONResponse({"detail": {"error": "Not authenticated", "auth_message": "Log in first."}}, 401)
+        return await refusal(scope, receive, send)
 
-    return Middleware(Gate)
+
+def _without_api_info(send):
+    """``send`` for a page whose embedded API description (endpoint names and parameters) is blanked."""
+    start, body = None, []
+
+    async def sending(message):
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return None
+        body.append(message.get("body", b""))
+        if message.get("more_body"):
+            return None
+        page = re.sub(rb"window\.gradio_api_info = .*?;</script>", b"window.gradio_api_info = null;</script>",
+                      b"".join(body), count=1, flags=re.S)
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(page)).encode())]})
+        await send({"type": "http.response.body", "body": page})
+
+    return sending
