@@ -13,19 +13,25 @@ from channels.desk import Desk, is_loopback
 from conftest import free_port
 
 
-@pytest.fixture(scope="module")
-def desk_app(tmp_path_factory):
-    work = tmp_path_factory.mktemp("desk")
+HOLD = threading.Event()  # the "hold" handler runs until the test sets it
+
+
+def serve_desk(work, timeout_s: float):
+    """A Gradio app of three handlers behind a desk (queue_size 1, user_requests 2), served here."""
     users_file = work / "users"
     for name in ("amy", "bo", "cy"):
         users.add(users_file, name, f"{name}-password")
     settings = Settings(users_file=str(users_file), audit_file=str(work / "audit.jsonl"), queue_size=1,
-                        user_requests=2, request_timeout_s=4)
+                        user_requests=2, request_timeout_s=timeout_s)
     desk = Desk(settings, "127.0.0.1")
 
     def sleep(seconds: float):
         time.sleep(float(seconds))
         return f"slept {seconds}"
+
+    def hold(_):
+        HOLD.wait(60)
+        return "held"
 
     def count(n: float, progress=gr.Progress()):
         for i in range(int(n)):
@@ -36,11 +42,28 @@ def desk_app(tmp_path_factory):
     with gr.Blocks() as app:
         box = gr.Textbox()
         gr.Button().click(sleep, box, box, api_name="sleep", concurrency_id="work")
+        gr.Button().click(hold, box, box, api_name="hold", concurrency_id="work")
         gr.Button().click(count, box, box, api_name="count", concurrency_id="work")
     desk.serve(app)
     app.queue(default_concurrency_limit=1).launch(server_port=free_port(), prevent_thread_lock=True, quiet=True,
                                                   ssr_mode=False, **desk.launch_options())
-    yield app.local_url, users_file, work / "audit.jsonl"
+    return app, (app.local_url, users_file, work / "audit.jsonl", desk)
+
+
+@pytest.fixture(scope="module")
+def desk_app(tmp_path_factory):
+    """Timeouts long enough for any wait here: the queue's state is what the tests set up."""
+    app, served = serve_desk(tmp_path_factory.mktemp("desk"), timeout_s=120)
+    yield served
+    HOLD.set()
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def hasty_desk(tmp_path_factory):
+    """Every request answered within 4 s."""
+    app, served = serve_desk(tmp_path_factory.mktemp("hasty"), timeout_s=4)
+    yield served
     app.close()
 
 
@@ -50,19 +73,28 @@ def client(url, name):
     return Client(url, auth=(name, f"{name}-password"), verbose=False)
 
 
+def until(condition, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the desk never reached the state the test waits for"
+        time.sleep(0.02)
+
+
 def audit(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_a_request_past_its_timeout_is_told_so_and_holds_its_queue_until_done(desk_app):
-    url, _, audit_file = desk_app
+def test_a_request_past_its_timeout_is_told_so_and_holds_its_queue_until_done(hasty_desk):
+    url, _, audit_file, desk = hasty_desk
     amy = client(url, "amy")
     started = time.monotonic()
     with pytest.raises(Exception, match=r"Timed out: sleep took longer than 4 s"):
-        amy.predict("6", api_name="/sleep")
-    assert time.monotonic() - started < 5.8  # answered at the deadline (and the client's overhead), not at 6 s
-    assert amy.predict("0", api_name="/sleep") == "slept 0"  # waited for the abandoned step's end
-    assert time.monotonic() - started > 6
+        amy.predict("10", api_name="/sleep")
+    assert time.monotonic() - started < 9  # answered at the deadline (and the client's overhead), not at 10 s
+    assert desk.lanes["work"].turn.locked() and desk.in_flight["amy"] == 1  # the step still runs, and counts
+    until(lambda: not desk.lanes["work"].turn.locked())
+    assert time.monotonic() - started > 10 and "amy" not in desk.in_flight
+    assert amy.predict("0", api_name="/sleep") == "slept 0"
     with pytest.raises(Exception, match="Timed out: count"):  # stopped at its next progress update
         amy.predict("16", api_name="/count")
     outcomes = [(a["event"], a["outcome"], a["user"]) for a in audit(audit_file)[-3:]]
@@ -70,22 +102,26 @@ def test_a_request_past_its_timeout_is_told_so_and_holds_its_queue_until_done(de
 
 
 def test_a_full_queue_and_a_busy_user_are_refused_at_once(desk_app):
-    url, _, audit_file = desk_app
+    url, _, audit_file, desk = desk_app
     amy, bo, cy = client(url, "amy"), client(url, "bo"), client(url, "cy")
-    running = amy.submit("1.5", api_name="/sleep")
-    time.sleep(0.3)
+    HOLD.clear()
+    running = amy.submit("", api_name="/hold")
+    until(lambda: "work" in desk.lanes and desk.lanes["work"].turn.locked())
     waiting = bo.submit("0", api_name="/sleep")  # queue_size 1: the one place to wait
-    time.sleep(0.3)
-    started = time.monotonic()
+    until(lambda: desk.lanes["work"].waiting == 1)
     with pytest.raises(Exception, match=r"Busy, try again in a minute: 1 requests are already waiting"):
-        cy.predict("0", api_name="/sleep")
-    assert time.monotonic() - started < 1
-    assert running.result(timeout=10) == "slept 1.5" and waiting.result(timeout=10) == "slept 0"
-    first, second = amy.submit("1", api_name="/sleep"), amy.submit("0", api_name="/sleep")
-    time.sleep(0.3)
+        cy.predict("0", api_name="/sleep")  # refused while the queue is still held: at once
+    HOLD.set()
+    assert running.result(timeout=30) == "held" and waiting.result(timeout=30) == "slept 0"
+    HOLD.clear()
+    first = amy.submit("", api_name="/hold")
+    until(lambda: desk.lanes["work"].turn.locked())
+    second = amy.submit("0", api_name="/sleep")
+    until(lambda: desk.in_flight["amy"] == 2)
     with pytest.raises(Exception, match="Busy, try again when one of yours is done: you have 2 requests"):
         amy.predict("0", api_name="/sleep")  # user_requests 2
-    assert first.result(timeout=10) == "slept 1" and second.result(timeout=10) == "slept 0"
+    HOLD.set()
+    assert first.result(timeout=30) == "held" and second.result(timeout=30) == "slept 0"
     busy = [a for a in audit(audit_file) if a["outcome"] == "busy"]
     assert [a["user"] for a in busy[-2:]] == ["cy", "amy"]
 
@@ -93,7 +129,7 @@ def test_a_full_queue_and_a_busy_user_are_refused_at_once(desk_app):
 def test_logins_are_checked_throttled_and_end_with_the_user(desk_app):
     import httpx
 
-    url, users_file, audit_file = desk_app
+    url, users_file, audit_file, _ = desk_app
     for _ in range(5):
         assert httpx.post(f"{url}login", data={"username": "bo", "password": "guess"}).status_code == 400
     refused = httpx.post(f"{url}login", data={"username": "bo", "password": "bo-password"})
