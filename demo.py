@@ -1,10 +1,11 @@
 """The support desk in the browser: answer a call recording, an email or a whole mailbox, and correct the agent.
 
-    python demo.py [--host 127.0.0.1] [--port 7860] [--config FILE]
+    python demo.py [--host 127.0.0.1] [--port 7860] [--config FILE] [--set KEY=VALUE ...]
 
 Serves on 127.0.0.1 unless told otherwise (``--host``, or ``SUPPORT_AGENT_HOST`` / ``SUPPORT_AGENT_PORT``); never
 a public share link, and no analytics. Models load once, before the first page is served, and are shared by
-every request; requests wait in Gradio's queue. Corrections are appended to the ``feedback_file`` setting.
+every request. Logins (setting ``users_file``; required beyond loopback), the audit trail and the queues' limits
+are ``channels.desk``'s. Corrections are appended to the ``feedback_file`` setting with the user's name.
 """
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ import gradio as gr  # noqa: E402
 
 from agent import logs, records  # noqa: E402
 from agent.pipeline import Agent  # noqa: E402
-from agent.settings import Settings  # noqa: E402
+from agent.settings import Settings, overrides  # noqa: E402
 from agent.types import AgentError, Message, Reply  # noqa: E402
 from channels import audio, email, mailstore  # noqa: E402
+from channels.desk import Desk  # noqa: E402
 from channels.voice import VoiceChannel  # noqa: E402
 
 log = logs.get("demo")
@@ -297,8 +299,9 @@ def build(settings: Settings) -> gr.Blocks:
 
     # Feedback ------------------------------------------------------------------------------------------
     @friendly
-    def save_feedback(item, intent: str | None, edited: str):
-        """Append a person's correction to the feedback file, which the fine-tuning scripts read."""
+    def save_feedback(item, intent: str | None, edited: str, request: gr.Request):
+        """Append a person's correction, with their name, to the feedback file, which the fine-tuning scripts
+        read."""
         if not item:
             raise AgentError("Nothing to correct yet: answer a call, an email or a mailbox first.")
         message, reply = item
@@ -306,7 +309,8 @@ def build(settings: Settings) -> gr.Blocks:
             raise AgentError(f"Unknown intent '{intent}'.")
         corrected_intent = intent if intent and intent != reply.intent else None
         corrected_reply = edited.strip() if edited.strip() and edited.strip() != reply.text.strip() else None
-        records.append(feedback_file, records.from_reply(message, reply, corrected_intent, corrected_reply))
+        records.append(feedback_file, records.from_reply(message, reply, corrected_intent, corrected_reply,
+                                                         user=request.username))
         said = [f"intent corrected to {corrected_intent}" if corrected_intent else f"intent {reply.intent} confirmed",
                 "reply edited" if corrected_reply else "reply kept"]
         return f"Saved to {feedback_file.name}: {', '.join(said)}."
@@ -413,15 +417,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default=os.environ.get("SUPPORT_AGENT_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=os.environ.get("SUPPORT_AGENT_PORT", "7860"))
     p.add_argument("--config", help="settings file (TOML)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting, e.g. --set users_file=team.users (repeatable)")
     args = p.parse_args(argv)
     try:
-        settings = Settings.load(args.config)
+        settings = Settings.load(args.config).replace(**overrides(args.set))
         logs.configure(settings.log_level)
+        desk = Desk(settings, args.host)  # refuses to serve beyond loopback without logins, before models load
         app = build(settings)
-        # One request at a time per queue (models are shared; two at once would only split the cores).
+        # One request at a time per queue (models are shared; two at once would only split the cores): the
+        # desk's queues, bounded and timed; Gradio's own is only a last bound.
+        desk.serve(app)
         _, url, _ = app.queue(default_concurrency_limit=1, max_size=64).launch(
             server_name=args.host, server_port=args.port, share=False, ssr_mode=False, theme=THEME,
-            max_file_size=MAX_MAILBOX_BYTES, footer_links=["api"], quiet=True, prevent_thread_lock=True)
+            max_file_size=MAX_MAILBOX_BYTES, footer_links=["api"], quiet=True, prevent_thread_lock=True,
+            **desk.launch_options())
         print(f"demo: serving on {url}", flush=True)
         app.block_thread()
     except (AgentError, OSError) as exc:  # bad settings, a missing model, a port in use

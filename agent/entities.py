@@ -404,7 +404,7 @@ def mask_pii(text: str, known_names: tuple[str, ...] | list[str] = ()) -> str:
     spans = [(e.start, e.end, e.kind.upper()) for e in extract(text) if e.kind in PII_KINDS]
     spans += [(s, e, "NAME") for s, e in names(text)]
     for name in filter(None, (n.strip() for n in known_names)):
-        for part in {name, *name.split()} - {""}:
+        for part in {name, *re.findall(r"\w[\w'-]*", name)} - {""}:  # "Smith, Anna": Smith and Anna too
             if len(part) > 1:
                 pattern = re.compile(rf"(?<!\w){re.escape(part)}(?!\w)")
                 spans += [(m.start(), m.end(), "NAME") for m in pattern.finditer(text)]

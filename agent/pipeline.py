@@ -85,7 +85,8 @@ class Agent:
                              escalation.evidence), prediction
 
     def handle(self, message: Message) -> Reply:
-        return self.respond(message, *self._understand(message.text))
+        with logs.about(*message.known_names()):
+            return self.respond(message, *self._understand(message.text))
 
     def respond(self, message: Message, u: Understanding, prediction: Prediction | None) -> Reply:
         """Retrieval, drafting and guards for an understood message."""

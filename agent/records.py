@@ -37,6 +37,7 @@ class Record:
     corrected_intent: str | None = None  # a person's correction, from the demo's feedback
     corrected_reply: str | None = None
     time: str = field(default_factory=_now)  # UTC, ISO 8601
+    user: str | None = None  # who saved the correction (the demo's login), when there are logins
 
     @classmethod
     def from_dict(cls, data: dict) -> "Record":
@@ -49,14 +50,14 @@ class Record:
 
 
 def from_reply(message: Message, reply: Reply, corrected_intent: str | None = None,
-               corrected_reply: str | None = None) -> Record:
+               corrected_reply: str | None = None, user: str | None = None) -> Record:
     """The record of one handled message. The customer's known name (e.g. from the email header) is
     masked here, where it is still known; ``append`` masks everything else."""
     record = Record(channel=message.channel, text=message.text, intent=reply.intent,
                     confidence=round(float(reply.confidence), 4), reply=reply.text, source=reply.source,
                     escalate=reply.escalate, reason=reply.reason, corrected_intent=corrected_intent,
-                    corrected_reply=corrected_reply)
-    return masked(record, known_names=[message.customer_name] if message.customer_name else [])
+                    corrected_reply=corrected_reply, user=user)
+    return masked(record, known_names=message.known_names())
 
 
 def masked(record: Record, known_names: list[str] = ()) -> Record:

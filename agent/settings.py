@@ -48,6 +48,12 @@ class Settings:
     feedback_file: str = "feedback.jsonl"  # JSONL where the demo appends human corrections
     models_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
                           / "support-agent" / "models")  # trained versions and the promoted one
+    # Serving the demo to a team
+    users_file: str = ""  # who may log in (support-agent users add NAME); "" = no logins, loopback only
+    audit_file: str = "audit.jsonl"  # JSONL of who did what in the demo: user, time, action, outcome
+    queue_size: int = 16  # requests that may wait for each of the demo's queues; more are told it is busy
+    user_requests: int = 4  # requests one user may have waiting or running in the demo at once
+    request_timeout_s: float = 600.0  # from arrival to answer, waiting included, for every demo request
     # Housekeeping
     # torch CPU threads for the agent's torch models (0: torch's default, one per core). One message is
     # a batch of one short text, where extra threads only add synchronisation: on this 2-core machine
@@ -80,6 +86,14 @@ class Settings:
                 raise AgentError(f"unknown setting '{name}' (known: {', '.join(sorted(known))})")
             typed[name] = _coerce(name, value, type(getattr(self, name)))
         return dataclasses.replace(self, **typed)
+
+
+def overrides(items: list[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` items as a dict."""
+    pairs = dict(item.split("=", 1) for item in items if "=" in item)
+    if len(pairs) != len(items):
+        raise AgentError("--set takes KEY=VALUE")
+    return pairs
 
 
 def _config_path(path, env) -> Path | None:

@@ -37,6 +37,11 @@ class Message:
     customer_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def known_names(self) -> list[str]:
+        """The customer's names to mask wherever they appear: the one replies greet, and the full one a
+        channel knows (an email's sender display name), so that a surname is masked too."""
+        return [n for n in (self.customer_name, self.metadata.get("customer_full_name")) if n]
+
 
 @dataclass
 class IntentScore:

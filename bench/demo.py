@@ -52,13 +52,15 @@ def recording(path: Path, seconds: float = 10.0) -> Path:
                                                  np.zeros(total - speech.size - pad, np.float32)]), audio.SAMPLE_RATE)
 
 
-def start_demo(feedback: Path) -> tuple[subprocess.Popen, str, float]:
+def start_demo(feedback: Path, *args: str) -> tuple[subprocess.Popen, str, float]:
+    """``python demo.py ARGS`` on a free port: the process, its URL and the seconds to its first page."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback),
+           "SUPPORT_AGENT_AUDIT_FILE": str(feedback.with_name("audit.jsonl"))}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port)], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     while proc.poll() is None:

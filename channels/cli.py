@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from agent import logs
-from agent.settings import Settings
+from agent.settings import Settings, overrides
 from agent.types import AgentError, without_surrogates
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 70
@@ -223,6 +223,40 @@ def cmd_models(args, settings):
     return 0
 
 
+def cmd_users(args, settings):
+    """Who may log in to the demo (setting 'users_file'). A new password is one line of standard input
+    (asked for without echo on a terminal); it is stored only as a salted Argon2id hash."""
+    from channels import users
+
+    if not settings.users_file:
+        raise users.unset()
+    if args.action == "list":
+        for name in users.read(settings.users_file):
+            _print({"user": name})
+    elif args.action == "remove":
+        users.remove(settings.users_file, args.name)
+        _print({"user": args.name, "removed": True, "users_file": settings.users_file})
+    else:
+        users.check_name(args.name)
+        users.add(settings.users_file, args.name, _password(), replace=args.replace)
+        _print({"user": args.name, "added": True, "users_file": settings.users_file})
+    return 0
+
+
+def _password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    try:
+        line = sys.stdin.buffer.readline().decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise AgentError("the password on standard input is not UTF-8 text") from None
+    if not line:
+        raise AgentError("no password on standard input (one line)")
+    return line
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="support-agent", description="Local-first customer-service agent.")
     p.add_argument("--config", help="settings file (TOML); default ./support-agent.toml if present")
@@ -294,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--force", action="store_true", help="promote even if worse")
     mr = ma.add_parser("rollback", help="go back to the version promoted before the current one")
     mr.add_argument("--kind", choices=("intent", "generator"), default="intent")
+
+    u = sub.add_parser("users", help="who may log in to the demo (setting 'users_file'): add, remove, list")
+    u.set_defaults(func=cmd_users)
+    ua = u.add_subparsers(dest="action", required=True, metavar="ACTION")
+    uadd = ua.add_parser("add", help="add a user; the password is one line of standard input")
+    uadd.add_argument("name")
+    uadd.add_argument("--replace", action="store_true", help="set a new password for an existing user")
+    ua.add_parser("remove", help="remove a user (their sessions end at their next request)").add_argument("name")
+    ua.add_parser("list", help="one JSON line per user")
     return p
 
 
@@ -303,10 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         warnings.filterwarnings("ignore")  # library advisories would break the one-line error contract
     try:
-        overrides = dict(item.split("=", 1) for item in args.set if "=" in item)
-        if len(overrides) != len(args.set):
-            raise AgentError("--set takes KEY=VALUE")
-        settings = Settings.load(args.config).replace(**overrides, log_level=args.log_level)
+        settings = Settings.load(args.config).replace(**overrides(args.set), log_level=args.log_level)
         logs.configure(settings.log_level)
         status = args.func(args, settings)
         sys.stdout.flush()  # here, so that a reader gone away is met below and not at interpreter exit

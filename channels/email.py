@@ -319,7 +319,8 @@ def to_message(parsed: ParsedEmail, text: str | None = None) -> Message:
         [w for w in parsed.subject.split() if len(w) <= 30][:15])
     text = f"{subject}. {text}" if subject and subject.lower() not in text.lower() else text
     return Message(text=text.strip()[:MAX_TEXT_CHARS], channel="email", customer_name=parsed.sender_name,
-                   metadata={"message_id": parsed.message_id, "subject": parsed.subject})
+                   metadata={"message_id": parsed.message_id, "subject": parsed.subject,
+                             "customer_full_name": parsed.sender_display})
 
 
 _RE_PREFIX = re.compile(r"^(?:\s*(?:re|aw|sv|antw|fwd?|wg|tr)\s*(?:\[\d+\])?\s*:\s*)+", re.I)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -138,20 +139,49 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The team that logs in to the shared demo: name and password (tests/test_serve.py, tests/test_browser.py).
+TEAM = {"anna": "anna-password-1", "ben": "ben-password-22", "chloe": "chloe-password-333",
+        "dev": "dev-password-4444"}
+LOAD_QUEUE_SIZE = 6  # the shared demo's queue_size: small, so the load test meets a full queue
+
+
+def add_users(users_file: Path, team: dict[str, str]) -> Path:
+    """``support-agent users add`` for each member, the password on standard input as a user gives it."""
+    for name, password in team.items():
+        proc = run_cli("--set", f"users_file={users_file}", "users", "add", name, stdin=f"{password}\n".encode())
+        assert proc.returncode == 0, proc.stderr.decode()
+    return users_file
+
+
+@dataclasses.dataclass
+class Demo:
+    url: str
+    feedback: Path
+    audit: Path
+    output: Path  # the demo's stdout and stderr: its logs
+    proc: subprocess.Popen
+
+    def __getitem__(self, index):  # demo[0], demo[1]: the URL and the feedback file, as before logins
+        return (self.url, self.feedback)[index]
+
+
 @contextlib.contextmanager
-def serve_demo(cache_dir, feedback_file, *args: str, start_s: float = 180):
-    """``python demo.py`` on a free port, as a user starts it; yields its URL once the first page is served."""
+def serve_demo(cache_dir, workdir: Path, *args: str, start_s: float = 180, env: dict | None = None):
+    """``python demo.py`` on a free port, as a user starts it, its output in ``workdir/demo.log``; yields a
+    ``Demo`` once the first page is served."""
     port = free_port()
+    feedback, audit, output = workdir / "feedback.jsonl", workdir / "audit.jsonl", workdir / "demo.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_CACHE_DIR": str(cache_dir),
-           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback_file)}
-    proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback), "SUPPORT_AGENT_AUDIT_FILE": str(audit), **(env or {})}
+    with open(output, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + start_s
     try:
         while True:
             if proc.poll() is not None:
-                pytest.fail("demo exited early:\n" + proc.stdout.read().decode())
+                pytest.fail("demo exited early:\n" + output.read_text(errors="replace"))
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
@@ -160,15 +190,18 @@ def serve_demo(cache_dir, feedback_file, *args: str, start_s: float = 180):
                 if time.time() > deadline:
                     pytest.fail(f"demo did not serve within {start_s} s")
                 time.sleep(0.5)
-        yield url
+        yield Demo(url, feedback, audit, output, proc)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
-def demo(cache_dir, tmp_path_factory):
-    """One demo server for the API and browser tests (starting one takes tens of seconds)."""
-    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    with serve_demo(cache_dir, feedback) as url:
-        yield url, feedback
+def demo(cache_dir, tmp_path_factory) -> Demo:
+    """One demo server for the API and browser tests (starting one takes tens of seconds), served to a team
+    as a team would: a users file, the logs at INFO (read back by the tests), and a small queue."""
+    workdir = tmp_path_factory.mktemp("demo")
+    users_file = add_users(workdir / "team.users", TEAM)
+    with serve_demo(cache_dir, workdir, "--set", f"users_file={users_file}", "--set", "log_level=INFO",
+                    "--set", f"queue_size={LOAD_QUEUE_SIZE}") as served:
+        yield served

@@ -1,8 +1,9 @@
 """The demo in a real browser: Debian's chromium, driven by Playwright, against ``python demo.py``.
 
-Uploads a spoken call, an email and a mailbox as a user would, reads the answers off the page, checks that
-a corrupt file is a friendly message and that two users at once are both answered, and that the page calls
-nothing but the demo. Screenshots are kept in tests/artifacts/ to be looked at.
+Logs in (and is refused with a wrong password), uploads a spoken call, an email and a mailbox as a user
+would, reads the answers off the page, checks that a corrupt file is a friendly message and that two users
+at once are both answered, and that the page calls nothing but the demo. Screenshots are kept in
+tests/artifacts/ to be looked at.
 """
 import json
 import shutil
@@ -10,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TEAM
 from test_email import ANNA
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -47,21 +48,29 @@ def open_page(browser, demo):
     """New pages (one per simulated user) on the demo; at the end, checks that no page called anywhere else."""
     contexts, requests = [], []
 
-    def open_page():
+    def open_page(user="anna", password=None, logged_in=True):
         context = browser.new_context(viewport={"width": 1280, "height": 1400})
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(ANSWER_S * 1000)
         page.on("request", lambda r: requests.append(r.url))
-        page.goto(demo[0])
-        page.wait_for_selector("#call-recording")
+        page.goto(demo.url)
+        log_in(page, user, password or TEAM[user])
+        if logged_in:
+            page.wait_for_selector("#call-recording")
         return page
 
     yield open_page
     for context in contexts:
         context.close()
-    outside = sorted({u for u in requests if not u.startswith((demo[0], "data:", "blob:"))})
+    outside = sorted({u for u in requests if not u.startswith((demo.url, "data:", "blob:"))})
     assert not outside, f"the page called out: {outside}"
+
+
+def log_in(page, user, password):
+    page.get_by_label("username").fill(user)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
 
 
 def shot(page, name, full_page=True):
@@ -179,8 +188,26 @@ def test_mailbox_processed_in_the_page(open_page, tmp_path):
     shot(page, "mailbox")
 
 
-def test_two_users_at_once_are_both_answered(open_page, spoken_request):
-    first, second = open_page(), open_page()
+def test_login_page_comes_first_and_a_wrong_password_is_refused(open_page, browser, demo):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(demo.url)
+        page.get_by_role("button", name="Login").wait_for()
+        assert "Support desk: log in" in page.inner_text("body")
+        assert page.locator("#call-recording").count() == 0  # nothing of the desk before a login
+        shot(page, "login")
+    finally:
+        page.close()
+    refused = open_page("ben", "not-ben-s-password", logged_in=False)
+    refused.get_by_text("Incorrect credentials").wait_for()
+    assert refused.locator("#call-recording").count() == 0
+    shot(refused, "login-refused", full_page=False)
+    lines = [json.loads(line) for line in demo.audit.read_text().splitlines()]
+    assert {"event": "login", "user": "ben", "outcome": "refused"}.items() <= lines[-1].items()
+
+
+def test_two_users_at_once_are_both_answered(open_page, demo, spoken_request):
+    first, second = open_page("chloe"), open_page("dev")
     upload_call(first, spoken_request)
     upload_call(second, spoken_request)  # queued behind the first, not refused
     for page in (first, second):
@@ -188,6 +215,8 @@ def test_two_users_at_once_are_both_answered(open_page, spoken_request):
         assert top_intent(page, "call") == "card_arrival"
     shot(first, "two-users-first")
     shot(second, "two-users-second")
+    calls = [json.loads(line) for line in demo.audit.read_text().splitlines() if '"answer_call"' in line]
+    assert {"chloe", "dev"} <= {c["user"] for c in calls if c["outcome"] == "answered"}
 
 
 def test_microphone_recording_is_answered(launch, demo, spoken_request):
@@ -197,7 +226,8 @@ def test_microphone_recording_is_answered(launch, demo, spoken_request):
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.set_default_timeout(ANSWER_S * 1000)
-        page.goto(demo[0])
+        page.goto(demo.url)
+        log_in(page, "anna", TEAM["anna"])
         page.locator("#call-recording button[aria-label='Record audio']").click()
         page.locator("#call-recording button", has_text="Record").first.click()
         page.wait_for_timeout(6000)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from channels import audio
+from conftest import TEAM
 from test_email import ANNA
 
 
@@ -16,7 +17,7 @@ from test_email import ANNA
 def client(demo):
     from gradio_client import Client
 
-    return Client(demo[0], verbose=False)
+    return Client(demo.url, auth=("anna", TEAM["anna"]), verbose=False)
 
 
 def test_demo_answers_a_call(client, spoken_request):
@@ -55,7 +56,7 @@ def test_demo_answers_an_email_and_keeps_corrections(client, demo, tmp_path):
     assert "intent corrected to extra_charge_on_statement" in status and "reply edited" in status
     record = json.loads(demo[1].read_text().splitlines()[-1])
     assert record["channel"] == "email" and record["intent"] == "transaction_charged_twice"
-    assert record["corrected_intent"] == "extra_charge_on_statement"
+    assert record["corrected_intent"] == "extra_charge_on_statement" and record["user"] == "anna"
     assert "refunded the second payment" in record["corrected_reply"]
     assert "anna.smith@example.org" not in demo[1].read_text()
 
