@@ -102,8 +102,7 @@ def _email_imap(args, settings):
                              "(--outbox-imap), where a person reviews and sends them")
     address = imap.ImapAddress.parse(args.imap)
     password = imap.password(address, settings, config_path(args.config))
-    if "@" in address.user:  # the account's own address: mail from it is a loop
-        settings = settings.replace(own_addresses=",".join(filter(None, (settings.own_addresses, address.user))))
+    settings = imap.with_own_address(settings, address)
     options = ImapOptions(args.outbox_imap, args.escalate_folder, args.watch,
                           settings.imap_poll_s if args.poll_interval is None else args.poll_interval)
     mailbox = imap.ImapMailbox(address, password, args.insecure, settings.imap_timeout_s)

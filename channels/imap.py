@@ -83,6 +83,14 @@ class ImapAddress:
         return f"{self.scheme}://{urllib.parse.quote(self.user, safe='@')}@{self.server}/{self.folder}"
 
 
+def with_own_address(settings, address: ImapAddress):
+    """``settings`` with the account's user among its own addresses, where it is an address: mail from
+    it is a loop."""
+    if "@" not in address.user:
+        return settings
+    return settings.replace(own_addresses=",".join(filter(None, (settings.own_addresses, address.user))))
+
+
 def password(address: ImapAddress, settings, config_file: Path | None, env: dict | None = None) -> str:
     """The account's password: ``SUPPORT_AGENT_IMAP_PASSWORD``, else ``~/.netrc`` (or ``$NETRC``), else
     setting ``imap_password`` from a settings file that only its owner can read."""

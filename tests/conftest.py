@@ -143,7 +143,8 @@ def serve_demo(cache_dir, feedback_file, *args: str, start_s: float = 180):
     """``python demo.py`` on a free port, as a user starts it; yields its URL once the first page is served."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_CACHE_DIR": str(cache_dir),
-           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback_file)}
+           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback_file),
+           "SUPPORT_AGENT_OUTBOX": str(Path(feedback_file).parent / "outbox")}  # where an IMAP pass keeps its state
     proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
