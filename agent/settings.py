@@ -47,7 +47,7 @@ class Settings:
     # IMAP (support-agent email --imap). The password is read from SUPPORT_AGENT_IMAP_PASSWORD or a settings
     # file that only its owner can read, never from the command line; repr=False keeps it out of any printout.
     imap_password: str = field(default="", repr=False)
-    imap_poll_s: float = 5.0  # how often a watched folder is checked where the server has no IDLE
+    imap_poll_s: float = 3.0  # how often a watched folder is checked where the server has no IDLE
     imap_timeout_s: float = 60.0  # a server silent this long (outside IDLE) counts as a dropped connection
     # Learning loop
     records_file: str = ""  # JSONL where every handled message is logged, PII masked ("" = off)

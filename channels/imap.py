@@ -263,9 +263,11 @@ class ImapMailbox:
         return self.client is not None
 
     # The folder read -----------------------------------------------------------------------------------
-    def uids(self) -> list[int]:
+    def uids(self, after: int = 0) -> list[int]:
+        """The folder's UIDs above ``after``, in order (a watcher lists only what came since its last look)."""
         with self._errors("listing messages"):
-            return sorted(self.client.search("ALL"))
+            found = self.client.search(["UID", f"{after + 1}:*"] if after else "ALL")
+        return sorted(uid for uid in found if uid > after)  # "N:*" names the last message even below N
 
     def fetch(self, uid: int) -> mailstore.Item | None:
         """The message, without marking it read (BODY.PEEK), capped at the channel's size limit; None when

@@ -39,7 +39,7 @@ class ImapOptions:
     drafts: str | None = None  # None: the server's \Drafts folder, else "Drafts"
     escalate_folder: str | None = None  # escalated messages are moved here
     watch: bool = False
-    poll_s: float = 5.0  # between checks where the server has no IDLE
+    poll_s: float = 3.0  # between checks where the server has no IDLE (setting imap_poll_s)
 
 
 class Stop:
@@ -89,11 +89,20 @@ class ImapRunner:
         self.state = runner.state
         self.stop = Stop() if stop is None else stop  # not "or": a Stop not yet set is falsy
         self.failed: set[int] = set()  # UIDs whose processing failed in this run: tried again by the next one
+        self.listed = 0  # the highest UID listed on this connection: later looks list only above it
 
     def pending(self) -> list[int]:
         """UIDs of the folder's messages not finished yet, oldest first."""
-        done = self.state.done_uids(self.mailbox.name, self.mailbox.uidvalidity) | self.failed
-        return [uid for uid in self.mailbox.uids() if uid not in done]
+        return self._listing()[1]
+
+    def _listing(self) -> tuple[list[int], list[int]]:
+        """(UIDs listed, those not finished): every message on a fresh connection, then only those that came
+        since, which no run can have finished (UIDs only grow within one UIDVALIDITY, and one run at a time
+        holds the state store)."""
+        listed = self.mailbox.uids(after=self.listed)
+        skip = self.failed if self.listed else self.failed | self.state.done_uids(self.mailbox.name,
+                                                                                  self.mailbox.uidvalidity)
+        return listed, [uid for uid in listed if uid not in skip]
 
     def results(self) -> Iterator[email.EmailResult]:
         """One pass over the folder; with ``watch``, then every new message as it arrives, until stopped.
@@ -103,6 +112,7 @@ class ImapRunner:
             try:
                 if not self.mailbox.connected:
                     self.mailbox.open(self.options.drafts, self.options.escalate_folder)
+                    self.listed = 0  # the folder may have changed, UIDVALIDITY too
                     logs.event(log, "imap_reconnected", server=self.mailbox.address.server, attempts=attempt)
                     attempt = 0
                 yield from self._pass()
@@ -119,7 +129,9 @@ class ImapRunner:
                 self._sleep(wait)
 
     def _pass(self) -> Iterator[email.EmailResult]:
-        for uid in self.pending():
+        listed, pending = self._listing()
+        self.listed = max([self.listed, *listed])
+        for uid in pending:
             if self.stop:
                 return
             item = self.mailbox.fetch(uid)
