@@ -304,8 +304,8 @@ def build(settings: Settings) -> gr.Blocks:
         witness.settings = imap.with_own_address(settings, address)
         mailbox = imap.ImapMailbox(address, password, insecure, settings.imap_timeout_s)
         with mailstore.StateStore(mailstore.default_state(settings.outbox)) as state:
-            options.drafts = mailbox.open(options.drafts, options.escalate_folder)
             try:
+                options.drafts = mailbox.open(options.drafts, options.escalate_folder)
                 runner = mailstore.Runner(witness, ImapOutbox(mailbox, state, options.drafts), state,
                                           transcribe=voicemail)
                 folder = ImapRunner(mailbox, runner, options)

@@ -107,7 +107,7 @@ def _email_imap(args, settings):
                           settings.imap_poll_s if args.poll_interval is None else args.poll_interval)
     mailbox = imap.ImapMailbox(address, password, args.insecure, settings.imap_timeout_s)
     with mailstore.StateStore(args.state or mailstore.default_state(settings.outbox)) as state:
-        drafts = mailbox.open(options.drafts, options.escalate_folder)
+        drafts = mailbox.open(options.drafts, options.escalate_folder)  # closes itself if it fails
         try:
             from agent.pipeline import Agent
 

@@ -170,6 +170,13 @@ class ImapMailbox:
         created; a missing folder to read is an error."""
         self.close()
         self.client = self._connect()
+        try:
+            return self._check_folders(drafts, escalate_folder)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_folders(self, drafts: str | None, escalate_folder: str | None) -> str:
         with self._errors("checking the folders"):
             drafts = drafts or self.client.find_special_folder(rb"\Drafts") or "Drafts"
             if not self.client.folder_exists(self.address.folder):

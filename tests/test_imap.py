@@ -351,3 +351,17 @@ def test_the_password_comes_from_the_environment_netrc_or_a_private_settings_fil
     config.chmod(0o640)
     with pytest.raises(AgentError, match="other users may read it"):
         imap.password(address, settings, config, none)
+
+
+def test_an_oversized_message_is_fetched_only_up_to_the_cap(dovecot, monkeypatch):
+    from channels import email as channel
+
+    dovecot.deliver([mail("Anna <anna@example.org>", "Statement", "x" * 50_000, "<big-1@example.org>")])
+    monkeypatch.setattr(channel, "MAX_MESSAGE_BYTES", 10_000)
+    mailbox = imap.ImapMailbox(imap.ImapAddress.parse(dovecot.url()), PASSWORD, insecure=True)
+    mailbox.open()
+    (uid,) = mailbox.uids()
+    item = mailbox.fetch(uid)
+    mailbox.close()
+    assert item.raw is None and item.size > 50_000 and item.key == "<big-1@example.org>"
+    assert not dovecot.messages("INBOX")[0][1] & {"\\Seen"}  # fetching marks nothing read
