@@ -7,7 +7,8 @@ and a body that is mostly control characters is binary. The customer's new text 
 quoted history, forwarded messages and signatures. Every size is bounded before the slow step that
 it would feed, so no input can make parsing hang or take unbounded memory.
 
-Mailboxes, the exactly-once state store and SMTP sending live in ``channels.mailstore``.
+Mailboxes, the exactly-once state store and SMTP sending live in ``channels.mailstore``; IMAP folders in
+``channels.imap`` and ``channels.imap_runner``.
 """
 from __future__ import annotations
 
