@@ -3,7 +3,6 @@ server on 127.0.0.1 (tests/dovecot.py), read back with a plain IMAP client (the 
 import email
 import email.policy
 import json
-import os
 import queue
 import signal
 import subprocess
