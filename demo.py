@@ -279,7 +279,8 @@ def build(settings: Settings) -> gr.Blocks:
             rows, answered, results = rows_of(runner.run(items), total, witness, progress)
         if not rows:
             raise AgentError(f"{Path(upload).name} holds no messages")
-        drafts = [(f"{n:04d}-{r.action}-{r.intent or 'none'}.eml", r.draft) for n, r in enumerate(results, 1) if r.draft]
+        drafts = [(f"{n:04d}-{r.action}-{r.intent or 'none'}.eml", r.draft)
+                  for n, r in enumerate(results, 1) if r.draft]
         archive = None
         if drafts:
             archive = run / "drafts.zip"

@@ -169,7 +169,8 @@ def kills(server: Dovecot, messages: list[bytes], count: int, work: Path, env: d
     unfinished = len(messages) - finished_messages(work / "killed.sqlite")
     print(f"\nkills: {len(messages)} messages, {done} SIGKILLs at random points, then a run to the end:")
     print(f"  drafts {len(found)} (uninterrupted run: {len(expected)}); duplicates {duplicates}, losses {lost}, "
-          f"drafts for no expected answer {extra}, messages not finished {unfinished}   (target: 0 duplicates, 0 losses)")
+          f"drafts for no expected answer {extra}, messages not finished {unfinished}"
+          "   (target: 0 duplicates, 0 losses)")
 
 
 def finished_messages(state: Path) -> int:

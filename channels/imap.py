@@ -43,6 +43,13 @@ IDLE_RENEW_S = 600  # RFC 2177: a client re-issues IDLE at least every 29 minute
 FETCH_CHUNK = 500  # UIDs whose sizes are asked in one FETCH
 
 
+def sleep_unless(stopped: Callable[[], bool], seconds: float) -> None:
+    """Sleep ``seconds``, or until ``stopped()`` (asked four times a second)."""
+    end = time.monotonic() + seconds
+    while not stopped() and time.monotonic() < end:
+        time.sleep(max(0.0, min(0.25, end - time.monotonic())))
+
+
 class ConnectionLost(AgentError):
     """The server could not be reached, or the connection dropped: a watcher reconnects."""
 
@@ -336,9 +343,7 @@ class ImapMailbox:
         if self.client._imap.untagged_responses.pop("EXISTS", None):
             return
         if not self.idles:
-            end = time.monotonic() + poll_s
-            while not stopped() and time.monotonic() < end:
-                time.sleep(min(0.25, max(0.0, end - time.monotonic())))
+            sleep_unless(stopped, poll_s)
             with self._errors("polling"):
                 self.client.noop()
             return

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
 from agent import logs
 
 from . import email, mailstore
-from .imap import ESCALATED_KEYWORD, ConnectionLost, ImapMailbox
+from .imap import ESCALATED_KEYWORD, ConnectionLost, ImapMailbox, sleep_unless
 
 log = logs.get("imap")
 
@@ -126,7 +125,7 @@ class ImapRunner:
                 wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 attempt += 1
                 log.warning("imap_connection_lost", extra={"fields": {"error": str(exc), "retry_in_s": wait}})
-                self._sleep(wait)
+                sleep_unless(lambda: bool(self.stop), wait)
 
     def _pass(self) -> Iterator[email.EmailResult]:
         listed, pending = self._listing()
@@ -158,8 +157,3 @@ class ImapRunner:
         if move_to:
             result.extra["moved_to"] = move_to
         self.state.mark_done(self.mailbox.name, self.mailbox.uidvalidity, uid, key)
-
-    def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while not self.stop and time.monotonic() < end:
-            time.sleep(min(0.25, end - time.monotonic()))

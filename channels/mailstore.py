@@ -230,7 +230,8 @@ class StateStore:
         self.db.execute("UPDATE handled SET sent = ? WHERE key = ?", (status, key))
 
     def done_uids(self, folder: str, uidvalidity: int) -> set[int]:
-        rows = self.db.execute("SELECT uid FROM folder_done WHERE folder = ? AND uidvalidity = ?", (folder, uidvalidity))
+        rows = self.db.execute("SELECT uid FROM folder_done WHERE folder = ? AND uidvalidity = ?",
+                               (folder, uidvalidity))
         return {uid for (uid,) in rows}
 
     def mark_done(self, folder: str, uidvalidity: int, uid: int, key: str) -> None:
@@ -240,7 +241,8 @@ class StateStore:
     def start_draft(self, key: str) -> bool:
         """Note that ``key``'s draft is about to be stored; False if that was noted before (a run stopped
         between storing a draft and recording its key may have stored it)."""
-        return self.db.execute("INSERT OR IGNORE INTO draft_started (key, at) VALUES (?, ?)", (key, _now())).rowcount == 1
+        added = self.db.execute("INSERT OR IGNORE INTO draft_started (key, at) VALUES (?, ?)", (key, _now()))
+        return added.rowcount == 1
 
     def close(self) -> None:
         if getattr(self, "db", None) is not None:

@@ -91,8 +91,8 @@ def test_drafts_are_threaded_in_drafts_and_escalations_flagged_and_moved(dovecot
     dovecot.deliver([raw for raw, _ in inbox])
     args = email_imap(dovecot, tmp_path, "--outbox-imap", "Drafts", "--escalate-folder", "Escalated",
                       "--from", "Kestrel Help <help@kestrel.example>")
-    first = subprocess.run(args, capture_output=True, env=cli_environment({**imap_env, "SUPPORT_AGENT_LOG_LEVEL": "DEBUG"}),
-                           cwd=REPO, timeout=300)
+    debug = cli_environment({**imap_env, "SUPPORT_AGENT_LOG_LEVEL": "DEBUG"})
+    first = subprocess.run(args, capture_output=True, env=debug, cwd=REPO, timeout=300)
     assert first.returncode == 0, first.stderr.decode()
     assert PASSWORD.encode() not in first.stdout + first.stderr
     results = lines(first)
@@ -108,7 +108,8 @@ def test_drafts_are_threaded_in_drafts_and_escalations_flagged_and_moved(dovecot
     reply = drafts["<c1@example.com>"]
     assert reply["In-Reply-To"] == "<c1@example.com>" and reply["Subject"] == "Re: Card not arrived"
     assert reply["References"] == "<older@kestrel.example> <c1@example.com>" and "john@example.com" in reply["To"]
-    assert reply["From"] == "Kestrel Help <help@kestrel.example>" and "> I ordered a new bank card" in reply.get_content()
+    assert reply["From"] == "Kestrel Help <help@kestrel.example>"
+    assert "> I ordered a new bank card" in reply.get_content()
     assert "passed your message" in drafts["<oos-1@example.org>"].get_content()
 
     flags = {parsed(raw)["Message-ID"]: f for _, f, raw in dovecot.messages("INBOX")}
@@ -315,7 +316,8 @@ def test_imap_urls(url, expected):
 
 
 @pytest.mark.parametrize("url, message", [
-    ("pop3://anna@mail.example.org/INBOX", "imaps://USER@HOST"), ("imaps://mail.example.org/INBOX", "imaps://USER@HOST"),
+    ("pop3://anna@mail.example.org/INBOX", "imaps://USER@HOST"),
+    ("imaps://mail.example.org/INBOX", "imaps://USER@HOST"),
     ("imaps://anna@mail.example.org:99999/INBOX", "out of range"),
     ("imaps://anna:hunter2@mail.example.org/INBOX", "does not belong in the URL"),
 ])

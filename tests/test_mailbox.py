@@ -233,7 +233,7 @@ def test_forward_loops_in_a_mailbox_are_skipped(agent, tmp_path, monkeypatch):
     monkeypatch.setattr(agent, "settings", agent.settings.replace(own_addresses="desk@kestrel.example"))
     card = "I ordered a new bank card two weeks ago, but it still has not arrived."
     mbox = write_mbox(tmp_path / "in.mbox", [
-        mail("Kestrel Bank Support <support@kestrel.example>", "Fwd: Card", card, "<l1@kestrel.example>"),  # from_address
+        mail(OWN, "Fwd: Card", card, "<l1@kestrel.example>"),  # from_address
         mail("Desk <desk@kestrel.example>", "Fwd: Card", card, "<l2@kestrel.example>"),  # setting own_addresses
         mail("Help <help@kestrel.example>", "Fwd: Card", card, "<l3@kestrel.example>",  # to the address it came from
              headers={"Delivered-To": "help@kestrel.example"}),
