@@ -31,8 +31,9 @@ from agent import logs, records  # noqa: E402
 from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings, overrides  # noqa: E402
 from agent.types import AgentError, Message, Reply  # noqa: E402
-from channels import audio, email, mailstore  # noqa: E402
+from channels import audio, email, imap, mailstore  # noqa: E402
 from channels.desk import Desk  # noqa: E402
+from channels.imap_runner import ImapOptions, ImapOutbox, ImapRunner  # noqa: E402
 from channels.voice import VoiceChannel  # noqa: E402
 
 log = logs.get("demo")
@@ -258,6 +259,18 @@ def build(settings: Settings) -> gr.Blocks:
 
         return items(), len(members)
 
+    def rows_of(results, total: int, witness: _Witness, progress) -> tuple[list, list, list]:
+        """The results as table rows, each answered message with its reply (for corrections), and the results."""
+        rows, answered, done = [], [], []
+        progress((0, total), desc="Answering messages", unit="messages")
+        for n, result in enumerate(results, 1):
+            progress((n, max(total, n)), desc="Answering messages", unit="messages")
+            rows.append([n, result.extra.get("source", ""), result.action, result.intent or "", result.confidence,
+                         result.reason or ""])
+            answered.append(witness.seen.pop() if witness.seen else None)
+            done.append(result)
+        return rows, answered, done
+
     @friendly
     def process_mailbox(upload: str | None, progress=gr.Progress()):
         if not upload:
@@ -266,20 +279,14 @@ def build(settings: Settings) -> gr.Blocks:
         items, total = mailbox_items(Path(upload))
         run = fresh_dir()
         witness = _Witness(agent)
-        rows, answered, drafts = [], [], []
-        progress((0, total), desc="Answering messages", unit="messages")
         # A fresh outbox and state store per run: every upload is answered afresh, and users never share one.
         with mailstore.StateStore(run / "state.sqlite") as state:
             runner = mailstore.Runner(witness, run / "outbox", state, transcribe=voicemail)
-            for n, result in enumerate(runner.run(items), 1):
-                progress((n, max(total, n)), desc="Answering messages", unit="messages")
-                rows.append([n, result.extra.get("source", ""), result.action, result.intent or "",
-                             result.confidence, result.reason or ""])
-                answered.append(witness.seen.pop() if witness.seen else None)
-                if result.draft:
-                    drafts.append((f"{n:04d}-{result.action}-{result.intent or 'none'}.eml", result.draft))
+            rows, answered, results = rows_of(runner.run(items), total, witness, progress)
         if not rows:
             raise AgentError(f"{Path(upload).name} holds no messages")
+        drafts = [(f"{n:04d}-{r.action}-{r.intent or 'none'}.eml", r.draft)
+                  for n, r in enumerate(results, 1) if r.draft]
         archive = None
         if drafts:
             archive = run / "drafts.zip"
@@ -288,6 +295,33 @@ def build(settings: Settings) -> gr.Blocks:
                     z.write(draft, name)
         summary = f"{runner.summary()}; {len(drafts)} draft{'s' if len(drafts) != 1 else ''} in the zip"
         return rows, summary, str(archive) if archive else None, answered
+
+    @friendly
+    def process_imap(url: str, password: str, drafts: str, escalate_folder: str, insecure: bool,
+                     progress=gr.Progress()):
+        """The pass ``support-agent email --imap`` makes, exactly once with the same state store (setting
+        'outbox'): drafts go to the IMAP drafts folder. The password serves this run and is kept nowhere."""
+        if not url.strip():
+            raise AgentError("Give the IMAP folder first: imaps://USER@HOST[:PORT]/FOLDER")
+        if not password:
+            raise AgentError("Type the account's password: it is used for this run only and never stored.")
+        address = imap.ImapAddress.parse(url)
+        options = ImapOptions(drafts.strip() or None, escalate_folder.strip() or None)
+        witness = _Witness(agent)
+        witness.settings = imap.with_own_address(settings, address)
+        mailbox = imap.ImapMailbox(address, password, insecure, settings.imap_timeout_s)
+        with mailstore.StateStore(mailstore.default_state(settings.outbox)) as state:
+            try:
+                options.drafts = mailbox.open(options.drafts, options.escalate_folder)
+                runner = mailstore.Runner(witness, ImapOutbox(mailbox, state, options.drafts), state,
+                                          transcribe=voicemail)
+                folder = ImapRunner(mailbox, runner, options)
+                rows, answered, _ = rows_of(folder.results(), len(folder.pending()), witness, progress)
+            finally:
+                mailbox.close()
+        summary = f"{runner.summary()}; drafts in {options.drafts}" if rows else (
+            f"No new messages in {address.folder}: every message there was answered before.")
+        return rows, summary, None, answered
 
     def pick_message(answered, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -392,6 +426,18 @@ def build(settings: Settings) -> gr.Blocks:
             box = gr.File(label="Mailbox: an mbox file or a zip of .eml files", file_types=[".mbox", ".zip", ".mbx"],
                           type="filepath", elem_id="mailbox-file")
             box_button = gr.Button("Process mailbox", variant="primary", elem_id="mailbox-answer")
+            with gr.Accordion("…or answer an IMAP folder: drafts go to its drafts folder", open=False):
+                with gr.Row():
+                    imap_url = gr.Textbox(label="IMAP folder", placeholder="imaps://support@mail.example.org/INBOX",
+                                          elem_id="imap-url", scale=3)
+                    imap_password = gr.Textbox(label="Password (for this run only, never stored)", type="password",
+                                               elem_id="imap-password", scale=2)
+                with gr.Row():
+                    imap_drafts = gr.Textbox(label="Drafts folder", placeholder="the server's Drafts folder",
+                                             elem_id="imap-drafts")
+                    imap_escalate = gr.Textbox(label="Move escalated messages to (optional)", elem_id="imap-escalate")
+                    imap_insecure = gr.Checkbox(label="Accept a self-signed certificate", elem_id="imap-insecure")
+                imap_button = gr.Button("Process IMAP folder", variant="primary", elem_id="imap-answer")
             box_summary = gr.Markdown(elem_id="mailbox-summary")
             table = gr.Dataframe(headers=["#", "source", "action", "intent", "confidence", "reason"],
                                  label="Results (select a row to correct it)", interactive=False, wrap=True,
@@ -408,6 +454,9 @@ def build(settings: Settings) -> gr.Blocks:
             # A mailbox run has a queue of its own, so that it does not hold up calls and emails.
             box_button.click(process_mailbox, box, [table, box_summary, drafts_zip, answered],
                              concurrency_id="mailbox", api_name="process_mailbox", show_progress_on=table)
+            imap_button.click(process_imap, [imap_url, imap_password, imap_drafts, imap_escalate, imap_insecure],
+                              [table, box_summary, drafts_zip, answered], concurrency_id="mailbox",
+                              api_name="process_imap", show_progress_on=table)
             table.select(pick_message, answered, [picked, picked_text, box_corrected, picked_reply], api_name=False)
     return app
 

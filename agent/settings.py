@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .types import AgentError
@@ -42,7 +42,13 @@ class Settings:
     tts_voice: str = "en_US-joe-medium"  # packaged; or a path to a Piper .onnx voice
     # Email
     from_address: str = "Kestrel Bank Support <support@kestrel.example>"
+    own_addresses: str = ""  # the mailbox's other addresses, comma-separated: mail from them is a loop, never answered
     outbox: str = "outbox"
+    # IMAP (support-agent email --imap). The password is read from SUPPORT_AGENT_IMAP_PASSWORD or a settings
+    # file that only its owner can read, never from the command line; repr=False keeps it out of any printout.
+    imap_password: str = field(default="", repr=False)
+    imap_poll_s: float = 3.0  # how often a watched folder is checked where the server has no IDLE
+    imap_timeout_s: float = 60.0  # a server silent this long (outside IDLE) counts as a dropped connection
     # Learning loop
     records_file: str = ""  # JSONL where every handled message is logged, PII masked ("" = off)
     feedback_file: str = "feedback.jsonl"  # JSONL where the demo appends human corrections
@@ -66,7 +72,7 @@ class Settings:
     def load(cls, path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ) if env is None else env
         values: dict[str, object] = {}
-        config = _config_path(path, env)
+        config = config_path(path, env)
         if config is not None:
             values.update(_read_toml(config))
         for f in fields(cls):
@@ -96,7 +102,9 @@ def overrides(items: list[str]) -> dict[str, str]:
     return pairs
 
 
-def _config_path(path, env) -> Path | None:
+def config_path(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Path | None:
+    """The settings file that ``Settings.load(path, env)`` reads, or None."""
+    env = dict(os.environ) if env is None else env
     if path is not None or env.get("SUPPORT_AGENT_CONFIG"):
         explicit = Path(path if path is not None else env["SUPPORT_AGENT_CONFIG"])
         if not explicit.is_file():

@@ -52,14 +52,21 @@ def cmd_email(args, settings):
     """One JSON object per input message; a summary line on stderr. Exit 0 once every message got an
     action (rejected ones included); 1 when the source, outbox or state store cannot be used, or when
     the one message on standard input is rejected."""
-    from agent.pipeline import Agent
     from channels import mailstore
 
     if args.source not in (None, "-"):
-        raise AgentError(f"unknown email source '{args.source}': give --mbox PATH, --maildir PATH or '-'")
-    if sum(bool(s) for s in (args.source, args.mbox, args.maildir)) != 1:
-        raise AgentError("give exactly one email source: --mbox PATH, --maildir PATH or '-' (standard input)")
+        raise AgentError(f"unknown email source '{args.source}': give --imap URL, --mbox PATH, --maildir PATH or '-'")
+    if sum(bool(s) for s in (args.source, args.mbox, args.maildir, args.imap)) != 1:
+        raise AgentError("give exactly one email source: --imap URL, --mbox PATH, --maildir PATH or '-' "
+                         "(standard input)")
     settings = settings.replace(from_address=args.from_address)
+    if args.imap:
+        return _email_imap(args, settings)
+    for flag in IMAP_ONLY:
+        if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False):
+            raise AgentError(f"{flag} works only with --imap")
+    from agent.pipeline import Agent
+
     outbox = Path(args.outbox or settings.outbox)
     items = mailstore.open_source(args.mbox, args.maildir, sys.stdin.buffer)
     smtp = mailstore.SmtpSender(args.smtp) if args.smtp else None
@@ -76,6 +83,45 @@ def cmd_email(args, settings):
         print(f"support-agent: error: {result.reason}", file=sys.stderr)
         return EXIT_ERROR
     print(f"support-agent: {runner.summary()}", file=sys.stderr)
+    return 0
+
+
+IMAP_ONLY = ("--outbox-imap", "--escalate-folder", "--watch", "--insecure", "--poll-interval")
+
+
+def _email_imap(args, settings):
+    """``email --imap``: drafts into an IMAP folder, once or watching. The server is reached before the
+    models load, so a wrong password, folder or address is reported at once."""
+    from agent.settings import config_path
+    from channels import imap, mailstore
+    from channels.imap_runner import ImapOptions, ImapOutbox, ImapRunner, Stop
+
+    for flag, value in (("--outbox", args.outbox), ("--smtp", args.smtp)):
+        if value:
+            raise AgentError(f"{flag} does not go with --imap: the drafts go to the IMAP drafts folder "
+                             "(--outbox-imap), where a person reviews and sends them")
+    address = imap.ImapAddress.parse(args.imap)
+    password = imap.password(address, settings, config_path(args.config))
+    settings = imap.with_own_address(settings, address)
+    options = ImapOptions(args.outbox_imap, args.escalate_folder, args.watch,
+                          settings.imap_poll_s if args.poll_interval is None else args.poll_interval)
+    mailbox = imap.ImapMailbox(address, password, args.insecure, settings.imap_timeout_s)
+    with mailstore.StateStore(args.state or mailstore.default_state(settings.outbox)) as state:
+        drafts = mailbox.open(options.drafts, options.escalate_folder)  # closes itself if it fails
+        try:
+            from agent.pipeline import Agent
+
+            agent = Agent(settings)
+            if args.watch:  # the first message is answered as fast as the next
+                agent.warm_up()
+            runner = mailstore.Runner(agent, ImapOutbox(mailbox, state, drafts), state)
+            with Stop().catching() as stop:
+                for result in ImapRunner(mailbox, runner, options, stop).results():
+                    _print(result.to_dict(reply=False))
+        finally:
+            mailbox.close()
+    stopped = f"; stopped by {stop.signal}" if stop else ""
+    print(f"support-agent: {runner.summary()}; drafts in {drafts}{stopped}", file=sys.stderr)
     return 0
 
 
@@ -270,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="where to write the spoken reply (default: RECORDING-reply.wav here)")
     c.set_defaults(func=cmd_call)
 
-    e = sub.add_parser("email", help="answer emails (stdin, mbox or Maildir) with threaded drafts, exactly once")
+    e = sub.add_parser("email", help="answer emails (IMAP, stdin, mbox or Maildir) with threaded drafts, exactly once")
     e.add_argument("source", nargs="?", help="'-': one RFC 5322 message on standard input")
     e.add_argument("--mbox", metavar="PATH", help="answer every message of an mbox file")
     e.add_argument("--maildir", metavar="PATH", help="answer every message of a Maildir (new/, cur/; left as it is)")
@@ -280,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--smtp", metavar="HOST:PORT", help="also send each reply (not escalations) through this server")
     e.add_argument("--from", dest="from_address", metavar="ADDRESS",
                    help="our address (default: setting 'from_address')")
+    e.add_argument("--imap", metavar="URL", help="answer the messages of an IMAP folder not answered yet: "
+                   "imaps://USER@HOST[:PORT]/FOLDER, or imap:// with STARTTLS; the password comes from "
+                   "SUPPORT_AGENT_IMAP_PASSWORD, ~/.netrc or setting imap_password, never from here")
+    e.add_argument("--outbox-imap", metavar="FOLDER",
+                   help="with --imap: the folder for the drafts (default: the server's Drafts folder)")
+    e.add_argument("--escalate-folder", metavar="NAME", help="with --imap: move escalated messages here")
+    e.add_argument("--watch", action="store_true",
+                   help="with --imap: keep answering new mail (IDLE, or polling) until SIGTERM or SIGINT")
+    e.add_argument("--poll-interval", type=float, metavar="SECONDS",
+                   help="with --watch, where the server has no IDLE (default: setting 'imap_poll_s')")
+    e.add_argument("--insecure", action="store_true",
+                   help="with --imap: accept a TLS certificate that cannot be verified (self-signed)")
     e.set_defaults(func=cmd_email)
 
     k = sub.add_parser("classify", help="intent, confidence, candidates, escalation and entities per line")
@@ -346,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         warnings.filterwarnings("ignore")  # library advisories would break the one-line error contract
     try:
-        settings = Settings.load(args.config).replace(**overrides(args.set), log_level=args.log_level)
+        pairs = overrides(args.set)
+        if "imap_password" in pairs:  # the process list and the shell's history would show it
+            raise AgentError("the IMAP password is never taken from the command line: set "
+                             "SUPPORT_AGENT_IMAP_PASSWORD, use ~/.netrc or the settings file")
+        settings = Settings.load(args.config).replace(**pairs, log_level=args.log_level)
         logs.configure(settings.log_level)
         status = args.func(args, settings)
         sys.stdout.flush()  # here, so that a reader gone away is met below and not at interpreter exit

@@ -7,7 +7,8 @@ and a body that is mostly control characters is binary. The customer's new text 
 quoted history, forwarded messages and signatures. Every size is bounded before the slow step that
 it would feed, so no input can make parsing hang or take unbounded memory.
 
-Mailboxes, the exactly-once state store and SMTP sending live in ``channels.mailstore``.
+Mailboxes, the exactly-once state store and SMTP sending live in ``channels.mailstore``; IMAP folders in
+``channels.imap`` and ``channels.imap_runner``.
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, make_msgid, parseaddr
 from functools import cached_property
 from pathlib import Path
+from typing import Iterable
 
 from agent.types import AgentError, Message
 
@@ -76,6 +78,7 @@ class ParsedEmail:
     headers: dict[str, str] = field(default_factory=dict)
     defects: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    recipients: set[str] = field(default_factory=set)  # where it was sent (see RECIPIENT_HEADERS), lower case
 
 
 def parse(raw: bytes) -> ParsedEmail:
@@ -115,7 +118,8 @@ def parse(raw: bytes) -> ParsedEmail:
         message_id=clean_message_id(mail.message_id), sender=address or None,
         sender_name=first_name(name, address), subject=subject,
         text=new_text(body[:MAX_BODY_CHARS]), date=headers.get("Date"), sender_display=name,
-        references=references, headers=headers, defects=defects, attachments=_attachments(mail.attachments))
+        references=references, headers=headers, defects=defects, attachments=_attachments(mail.attachments),
+        recipients=_recipients(message))
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -183,6 +187,18 @@ def _header_8bit(message, name: str) -> str | None:
 
 
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,40}\?[qQbB]\?[^?\s]{0,900}\?=")
+
+
+# Where a message was sent: its To, and the envelope recipient that delivering servers record.
+RECIPIENT_HEADERS = ("To", "Delivered-To", "X-Original-To", "Envelope-To")
+
+
+def _recipients(message) -> set[str]:
+    values = [_text(v)[:10_000] for name in RECIPIENT_HEADERS for v in message.get_all(name, [])]
+    try:
+        return {address.lower() for _, address in getaddresses(values) if address}
+    except (ValueError, IndexError, RecursionError):  # a header the stdlib cannot read names no one
+        return set()
 
 
 def _attachments(found: list[dict]) -> list[Attachment]:
@@ -414,8 +430,12 @@ _AUTO_SUBJECT = re.compile(
     r"returned mail\s*:|failure notice\b|abwesenheitsnotiz\b|r[ée]ponse automatique\b)", re.I)
 
 
-def skip_reason(parsed: ParsedEmail, own_address: str) -> str | None:
-    """Why this message must get no automatic reply (RFC 3834 section 2), or None."""
+def skip_reason(parsed: ParsedEmail, own_address: str, also: Iterable[str] = ()) -> str | None:
+    """Why this message must get no automatic reply (RFC 3834 section 2), or None.
+
+    ``own_address`` and ``also`` are the mailbox's own addresses: mail from them is a loop (a
+    misconfigured forward, an auto-forward), and so is mail from an address it was sent to.
+    """
     h = {k.lower(): v for k, v in parsed.headers.items()}
     auto = h.get("auto-submitted", "no").strip().lower()
     if auto and not auto.startswith("no"):
@@ -441,9 +461,17 @@ def skip_reason(parsed: ParsedEmail, own_address: str) -> str | None:
     local = parsed.sender.partition("@")[0]
     if NO_REPLY_LOCALPARTS.match(local):
         return f"no-reply sender ({parsed.sender[:100]})"
-    if parsed.sender.lower() == parseaddr(own_address)[1].lower():
-        return "our own message"
+    sender = parsed.sender.lower()
+    if sender in {parseaddr(a)[1].lower() for a in (own_address, *also)}:
+        return f"our own message (from {parsed.sender[:100]}): a loop"
+    if sender in parsed.recipients:
+        return f"a loop: sent from the address it was sent to ({parsed.sender[:100]})"
     return None
+
+
+def own_addresses(settings) -> list[str]:
+    """The mailbox's own addresses besides ``from_address``: setting ``own_addresses``, comma-separated."""
+    return [a.strip() for a in settings.own_addresses.split(",") if a.strip()]
 
 
 _ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}@[^\s@<>()\[\],;:\"\\]{1,253}")
@@ -515,7 +543,7 @@ def process(raw: bytes, agent, transcribe=None, key: str | None = None) -> tuple
     except AgentError as exc:
         return EmailResult(message_id=None, action="rejected", reason=str(exc)), None
     own = agent.settings.from_address
-    reason = skip_reason(parsed, own)
+    reason = skip_reason(parsed, own, own_addresses(agent.settings))
     if reason:
         return EmailResult(parsed.message_id, "skipped", reason=reason), None
     reason = damage(parsed) or (None if parsed.sender else "no sender address (From) to reply to")

@@ -160,6 +160,13 @@ def _maildir_items(root: Path, names: list[tuple[str, str]]) -> Iterator[Item]:
             raise AgentError(f"{file}: cannot read ({exc.strerror})") from None
 
 
+def read_bytes(raw: bytes, source: str) -> Item:
+    """One message already in memory (as an IMAP server hands it over), capped as every source is."""
+    collector = _Collector()
+    collector.add(raw)
+    return collector.item(source)
+
+
 def read_stream(stream: BinaryIO, source: str = "stdin") -> Iterator[Item]:
     """One message from a byte stream (standard input); reading stops once it is over the cap."""
     yield _read_stream(stream, source, stop_when_over=True)
@@ -197,6 +204,12 @@ class StateStore:
             self.db.execute("""CREATE TABLE IF NOT EXISTS handled (
                 key TEXT PRIMARY KEY, message_id TEXT, action TEXT NOT NULL, intent TEXT, confidence REAL,
                 reason TEXT, draft TEXT, source TEXT, sent TEXT, at TEXT NOT NULL)""")
+            # IMAP: the messages of a folder that are finished (UIDs are unique within one UIDVALIDITY),
+            # and the keys whose draft was being appended to a drafts folder (so a restart looks for it).
+            self.db.execute("""CREATE TABLE IF NOT EXISTS folder_done (
+                folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, key TEXT,
+                at TEXT NOT NULL, PRIMARY KEY (folder, uidvalidity, uid))""")
+            self.db.execute("CREATE TABLE IF NOT EXISTS draft_started (key TEXT PRIMARY KEY, at TEXT NOT NULL)")
         except sqlite3.Error as exc:
             self.close()
             raise AgentError(f"{self.path}: not a usable state store ({exc})") from None
@@ -211,10 +224,25 @@ class StateStore:
             "INSERT INTO handled (key, message_id, action, intent, confidence, reason, draft, source, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, result.message_id, result.action, result.intent, result.confidence, result.reason, result.draft,
-             source, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+             source, _now()))
 
     def mark_sent(self, key: str, status: str) -> None:
         self.db.execute("UPDATE handled SET sent = ? WHERE key = ?", (status, key))
+
+    def done_uids(self, folder: str, uidvalidity: int) -> set[int]:
+        rows = self.db.execute("SELECT uid FROM folder_done WHERE folder = ? AND uidvalidity = ?",
+                               (folder, uidvalidity))
+        return {uid for (uid,) in rows}
+
+    def mark_done(self, folder: str, uidvalidity: int, uid: int, key: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO folder_done (folder, uidvalidity, uid, key, at) VALUES (?, ?, ?, ?, ?)",
+                        (folder, uidvalidity, uid, key, _now()))
+
+    def start_draft(self, key: str) -> bool:
+        """Note that ``key``'s draft is about to be stored; False if that was noted before (a run stopped
+        between storing a draft and recording its key may have stored it)."""
+        added = self.db.execute("INSERT OR IGNORE INTO draft_started (key, at) VALUES (?, ?)", (key, _now()))
+        return added.rowcount == 1
 
     def close(self) -> None:
         if getattr(self, "db", None) is not None:
@@ -227,6 +255,10 @@ class StateStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class SmtpSender:
@@ -272,14 +304,30 @@ def draft_name(key: str) -> str:
     return f"support-agent.{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
+class MaildirOutbox:
+    """Drafts as files in a local Maildir. ``put`` is idempotent: the file is named from the key."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def put(self, msg, key: str) -> str:
+        """Store the draft answering ``key``; returns where it is. An AgentError means the outbox is unusable."""
+        try:
+            return str(email.write_draft(self.path, msg, draft_name(key)))
+        except OSError as exc:
+            raise AgentError(f"{self.path}: cannot write a draft ({exc.strerror or exc})") from None
+
+
 class Runner:
     """Takes messages through the email channel exactly once, into an outbox and a state store."""
 
-    def __init__(self, agent, outbox: str | Path, state: StateStore, smtp: SmtpSender | None = None,
+    def __init__(self, agent, outbox, state: StateStore, smtp: SmtpSender | None = None,
                  transcribe=None, record_rejected: bool = True):
-        """``record_rejected``: record rejected messages too, so that a rerun of a mailbox reports every
+        """``outbox``: a Maildir path, or any object with ``put(msg, key) -> where`` (an IMAP drafts folder).
+        ``record_rejected``: record rejected messages too, so that a rerun of a mailbox reports every
         message once and then only as a duplicate (a single message on stdin is better checked afresh)."""
-        self.agent, self.outbox, self.state, self.smtp = agent, Path(outbox), state, smtp
+        self.outbox = outbox if hasattr(outbox, "put") else MaildirOutbox(outbox)
+        self.agent, self.state, self.smtp = agent, state, smtp
         self.record_rejected = record_rejected
         self.transcribe = transcribe or email.Voicemail(agent)
         self.counts = dict.fromkeys(ACTIONS, 0)
@@ -317,9 +365,9 @@ class Runner:
                 return email.EmailResult(item.message_id, "rejected", reason=f"internal error: {type(exc).__name__}")
         if msg is not None:
             try:
-                result.draft = str(email.write_draft(self.outbox, msg, draft_name(key)))
-            except OSError as exc:  # the outbox itself is unusable: stop rather than fail every message
-                raise AgentError(f"{self.outbox}: cannot write a draft ({exc.strerror or exc})") from None
+                result.draft = self.outbox.put(msg, key)
+            except AgentError:  # the outbox itself is unusable: stop rather than fail every message
+                raise
             except Exception as exc:  # this one draft cannot be written; a rerun retries it
                 return email.EmailResult(item.message_id, "rejected", reason=f"internal error: {type(exc).__name__}")
         if result.action != "rejected" or self.record_rejected:

@@ -172,7 +172,8 @@ def serve_demo(cache_dir, workdir: Path, *args: str, start_s: float = 180, env: 
     port = free_port()
     feedback, audit, output = workdir / "feedback.jsonl", workdir / "audit.jsonl", workdir / "demo.log"
     env = {**os.environ, "PYTHONPATH": str(REPO), "SUPPORT_AGENT_CACHE_DIR": str(cache_dir),
-           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback), "SUPPORT_AGENT_AUDIT_FILE": str(audit), **(env or {})}
+           "SUPPORT_AGENT_FEEDBACK_FILE": str(feedback), "SUPPORT_AGENT_AUDIT_FILE": str(audit),
+           "SUPPORT_AGENT_OUTBOX": str(workdir / "outbox"), **(env or {})}  # where an IMAP pass keeps its state
     with open(output, "wb") as out:
         proc = subprocess.Popen([sys.executable, "demo.py", "--port", str(port), *args], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)

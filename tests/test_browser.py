@@ -188,6 +188,32 @@ def test_mailbox_processed_in_the_page(open_page, tmp_path):
     shot(page, "mailbox")
 
 
+def test_imap_folder_processed_in_the_page(open_page):
+    from dovecot import PASSWORD, Dovecot
+
+    server = Dovecot().start()
+    try:
+        server.deliver([ANNA.replace(b"CAF1234@", b"browser-imap-1@")])  # a key the demo has not answered
+        page = open_page()
+        page.get_by_role("tab", name="Mailbox").click()
+        page.get_by_text("…or answer an IMAP folder").click()
+        page.locator("#imap-url input, #imap-url textarea").first.fill(server.url())
+        password = page.locator("#imap-password input")
+        assert password.get_attribute("type") == "password"
+        password.fill(PASSWORD)
+        page.locator("#imap-insecure input").check()
+        page.locator("#imap-answer").click()
+        wait_for_text(page, "#mailbox-summary", "drafts in Drafts")
+        rows = page.locator("#mailbox-results .virtual-row")
+        rows.nth(0).wait_for()
+        assert "transaction_charged_twice" in rows.nth(0).inner_text() and "imap:INBOX" in rows.nth(0).inner_text()
+        shot(page, "mailbox-imap")
+        (draft,) = server.messages("Drafts")
+        assert b"In-Reply-To: <browser-imap-1@mail.example.org>" in draft[2]
+    finally:
+        server.close()
+
+
 def test_login_page_comes_first_and_a_wrong_password_is_refused(open_page, browser, demo):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:

@@ -86,6 +86,31 @@ def test_demo_answers_a_mailbox(client, tmp_path):
     assert [r[2] for r in table["data"]] == ["replied", "replied"]
 
 
+def test_demo_answers_an_imap_folder_once_and_keeps_no_password(client, demo):
+    from dovecot import PASSWORD, Dovecot
+
+    server = Dovecot().start()
+    try:
+        # Message-IDs of their own: the demo's state store outlives this test (a key answered before is a duplicate)
+        server.deliver([ANNA.replace(b"CAF1234@", b"imap-1@"), ANNA.replace(b"CAF1234@", b"imap-2@")])
+        table, summary, drafts = client.predict(server.url(), PASSWORD, "", "Escalated", True, api_name="/process_imap")
+        assert [r[2] for r in table["data"]] == ["replied", "replied"] and summary.endswith("drafts in Drafts")
+        assert table["data"][0][1].startswith("imap:INBOX;UIDVALIDITY=") and drafts is None
+        replies = [email.message_from_bytes(raw) for _, _, raw in server.messages("Drafts")]
+        assert sorted(r["In-Reply-To"] for r in replies) == ["<imap-1@mail.example.org>", "<imap-2@mail.example.org>"]
+        table, summary, _ = client.predict(server.url(), PASSWORD, "", "", True, api_name="/process_imap")
+        assert not table["data"] and "No new messages in INBOX" in summary and len(server.messages("Drafts")) == 2
+        with pytest.raises(Exception, match="login refused for support@kestrel.example") as caught:
+            client.predict(server.url(), "not the password", "", "", True, api_name="/process_imap")
+        assert "not the password" not in str(caught.value)
+        with pytest.raises(Exception, match="certificate cannot be trusted"):
+            client.predict(server.url(), PASSWORD, "", "", False, api_name="/process_imap")
+    finally:
+        server.close()
+    stored = [p for p in demo[1].parent.rglob("*") if p.is_file()]  # the feedback file and the IMAP state
+    assert stored and not any(PASSWORD.encode() in p.read_bytes() for p in stored)
+
+
 @pytest.mark.parametrize("name, content, endpoint, message", [
     ("notes.wav", b"not audio\n" * 50, "/answer_call", "notes.wav: not a readable audio file"),
     ("empty.wav", b"", "/answer_call", "empty.wav: empty file"),

@@ -163,3 +163,17 @@ def test_bad_or_unanswerable_input_gets_an_action(agent, tmp_path, raw, action, 
     result = channel.handle(raw, agent, tmp_path / "outbox")
     assert result.action == action and reason in result.reason
     assert not (tmp_path / "outbox").exists()
+
+
+@pytest.mark.parametrize("headers, sender, also, loop", [
+    ("To: help@bank.example", "help@bank.example", [], True),  # sent from the support address to itself
+    ("To: support@kestrel.example\nDelivered-To: help@bank.example", "Help@Bank.example", [], True),
+    ("To: support@kestrel.example\nX-Original-To: help@bank.example", "help@bank.example", [], True),
+    ("To: support@kestrel.example", "desk@bank.example", ["Desk <desk@bank.example>"], True),  # a configured one
+    ("To: support@kestrel.example\nCc: anna@example.org", "anna@example.org", [], False),  # a copy to herself
+    ("To: support@kestrel.example", "anna@example.org", ["desk@bank.example"], False),
+])
+def test_mail_from_the_mailbox_own_addresses_is_a_loop(headers, sender, also, loop):
+    raw = f"From: {sender}\n{headers}\nSubject: Card\nMessage-ID: <m@x>\n\nMy card has not arrived.\n".encode()
+    reason = channel.skip_reason(channel.parse(raw), "Kestrel <support@kestrel.example>", also)
+    assert (reason is not None and "loop" in reason) == loop, reason

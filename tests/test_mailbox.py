@@ -229,6 +229,21 @@ def test_a_crash_between_draft_and_record_does_not_draft_twice(agent, tmp_path):
     assert len(list((outbox / "cur").iterdir())) == 1
 
 
+def test_forward_loops_in_a_mailbox_are_skipped(agent, tmp_path, monkeypatch):
+    monkeypatch.setattr(agent, "settings", agent.settings.replace(own_addresses="desk@kestrel.example"))
+    card = "I ordered a new bank card two weeks ago, but it still has not arrived."
+    mbox = write_mbox(tmp_path / "in.mbox", [
+        mail(OWN, "Fwd: Card", card, "<l1@kestrel.example>"),  # from_address
+        mail("Desk <desk@kestrel.example>", "Fwd: Card", card, "<l2@kestrel.example>"),  # setting own_addresses
+        mail("Help <help@kestrel.example>", "Fwd: Card", card, "<l3@kestrel.example>",  # to the address it came from
+             headers={"Delivered-To": "help@kestrel.example"}),
+        mail("John <john@example.com>", "Card", card, "<c@example.com>")])
+    with mailstore.StateStore(tmp_path / "state.sqlite") as state:
+        results = list(mailstore.Runner(agent, tmp_path / "outbox", state).run(mailstore.read_mbox(mbox)))
+    assert [r.action for r in results[:3]] == ["skipped"] * 3 and all("loop" in r.reason for r in results[:3])
+    assert results[3].action in ANSWERED and len(list((tmp_path / "outbox" / "cur").iterdir())) == 1
+
+
 def test_maildir_source_is_read_in_order_and_left_unchanged(agent, tmp_path):
     source = mailbox.Maildir(str(tmp_path / "inbox"), create=True)
     delivered = [source.add(raw) for raw in (ANNA, NO_ID, BOUNCE)]
