@@ -32,6 +32,7 @@ from .settings import Settings
 from .types import AgentError, IntentScore
 
 FORMAT = "support-agent-intent/1"
+OUT_OF_SCOPE = "out_of_scope"  # the class of requests no intent answers, where a model was trained with one
 DEFAULT_DIR = Path(__file__).parent / "data" / "intent"
 LEXICAL_FILE = "lexical.safetensors"
 HANDOVER_FILE = "handover.safetensors"
@@ -79,11 +80,13 @@ class OutOfScope:
         return np.stack([np.log(np.maximum(distance, 1e-6)), energy], axis=1)
 
     @classmethod
-    def fit(cls, embeddings: np.ndarray, labels: np.ndarray, classes: int) -> "OutOfScope":
+    def fit(cls, embeddings: np.ndarray, labels: np.ndarray) -> "OutOfScope":
+        """Class means (of the classes ``labels`` holds) and their tied precision, from these embeddings."""
         from sklearn.covariance import LedoitWolf
 
-        means = np.stack([embeddings[labels == c].mean(axis=0) for c in range(classes)])
-        centred = embeddings - means[labels]
+        present = np.unique(labels)  # a model's out-of-scope class has no mean: it is what lies far from all
+        means = np.stack([embeddings[labels == c].mean(axis=0) for c in present])
+        centred = embeddings - means[np.searchsorted(present, labels)]
         precision = LedoitWolf().fit(centred).precision_  # shrinkage keeps 384x384 well conditioned
         return cls(means.astype(np.float32), precision.astype(np.float32), threshold=float("inf"))
 
@@ -114,9 +117,23 @@ class IntentHead:
     lexical: LexicalModel | None = None
     lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
     handover: HandoverHead | None = None  # the learned hand-over detector, on this model's embeddings
-    # A part whose own top intent differs from the message's is a further request when its probability
-    # is at least this (and the part is in scope); 1.0 for a model fitted without whole messages.
+    # A sentence whose own top intent differs from the message's is a further request when it is at least
+    # ``second_threshold`` probable and gives the message's intent at most ``second_overlap`` (a sentence
+    # about the same request often leans to a neighbouring intent; one that asks something else gives the
+    # first request almost nothing); 1.0 and 0.0 for a model fitted without whole messages: none.
     second_threshold: float = 1.0
+    second_overlap: float = 0.0
+
+    @property
+    def in_scope(self) -> np.ndarray:
+        """The columns of the intents the agent answers: all but the out-of-scope class, if it has one."""
+        return np.array([i for i, label in enumerate(self.labels) if label != OUT_OF_SCOPE])
+
+    def out_of_scope_class(self, probs: np.ndarray) -> np.ndarray:
+        """Per row, whether the out-of-scope class is the most probable (False for a model without it)."""
+        if OUT_OF_SCOPE not in self.labels:
+            return np.zeros(len(probs), dtype=bool)
+        return probs.argmax(axis=1) == self.labels.index(OUT_OF_SCOPE)
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """The linear head's own scores, before calibration and without the lexical part."""
@@ -128,8 +145,9 @@ class IntentHead:
         return self.logits(embeddings) / self.temperature
 
     def out_of_scope_scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """``OutOfScope.score`` of each embedding; the model must have out-of-scope statistics."""
-        return self.oos.score(embeddings, self.calibrated_logits(embeddings))
+        """``OutOfScope.score`` of each embedding (its energy over the intents answered); the model must have
+        out-of-scope statistics."""
+        return self.oos.score(embeddings, self.calibrated_logits(embeddings)[:, self.in_scope])
 
     def message_out_of_scope_scores(self, embeddings: np.ndarray, parts: list[np.ndarray]) -> np.ndarray:
         """Each message's out-of-scope score: the lowest of its own and its parts' (``parts[i]``: the
@@ -146,22 +164,26 @@ class IntentHead:
         return scores
 
     def requests(self, probs: np.ndarray, part_probs: np.ndarray | None, part_oos: np.ndarray | None,
-                 threshold: float | None = None) -> list[tuple[int, float, int]]:
-        """A message's requests as (intent index, probability, part index), main first: the message's
-        top intent, with the part most likely to ask it, then each in-scope part whose own top intent
-        is another one, at least ``threshold`` probable (default: the model's ``second_threshold``).
-        ``probs``: the message's probabilities; ``part_probs``: (parts, intents); ``part_oos``: the
-        parts' out-of-scope scores (None: no statistics). The part index is -1 without parts."""
-        main = int(probs.argmax())
+                 threshold: float | None = None, overlap: float | None = None) -> list[tuple[int, float, int]]:
+        """A message's requests as (intent column, probability, part index), main first: the message's most
+        probable intent (out of scope aside), with the part most likely to ask it, then each in-scope
+        part whose own top intent is another one, at least ``threshold`` probable, giving the main intent at
+        most ``overlap`` (defaults: the model's ``second_threshold`` and ``second_overlap``).
+        ``probs``: the message's probabilities; ``part_probs``: (parts, columns); ``part_oos``: the parts'
+        out-of-scope scores (None: no statistics). The part index is -1 without parts."""
+        answered = self.in_scope
+        main = int(answered[probs[answered].argmax()])
         if part_probs is None or not len(part_probs):
             return [(main, float(probs[main]), -1)]
         threshold = self.second_threshold if threshold is None else threshold
+        overlap = self.second_overlap if overlap is None else overlap
         found = [(main, float(probs[main]), int(part_probs[:, main].argmax()))]
         best = part_probs.argmax(axis=1)
         limit = self.oos.threshold if self.oos is not None and part_oos is not None else float("inf")
         for i in np.argsort(-part_probs.max(axis=1), kind="stable"):
             j, p = int(best[i]), float(part_probs[i, best[i]])
-            if p >= threshold and j not in {f[0] for f in found} and (part_oos is None or part_oos[i] <= limit):
+            if (j in answered and p >= threshold and part_probs[i, main] <= overlap
+                    and j not in {f[0] for f in found} and (part_oos is None or part_oos[i] <= limit)):
                 found.append((j, p, int(i)))
         return found
 
@@ -198,6 +220,7 @@ class IntentHead:
                   "lexical": LEXICAL_FILE if self.lexical is not None else None,
                   "handover": HANDOVER_FILE if self.handover is not None else None,
                   "lexical_weight": self.lexical_weight, "second_threshold": self.second_threshold,
+                  "second_overlap": self.second_overlap,
                   "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
@@ -225,7 +248,8 @@ class IntentHead:
                    lexical=LexicalModel.load(directory / lexical) if lexical else None,
                    lexical_weight=float(config.get("lexical_weight", 0.0)),
                    handover=HandoverHead.load(directory / handover) if handover else None,
-                   second_threshold=float(config.get("second_threshold", 1.0)))
+                   second_threshold=float(config.get("second_threshold", 1.0)),
+                   second_overlap=float(config.get("second_overlap", 0.0)))
 
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -281,8 +305,9 @@ class IntentClassifier:
         embeddings, parts = self.encoder.encode_parts(model_texts, [r.spans for r in readings])
         head = self.head
         probs = head.probabilities(embeddings, model_texts)
-        ranked = np.argsort(-probs, axis=1)[:, :k]
+        ranked = head.in_scope[np.argsort(-probs[:, head.in_scope], axis=1)[:, :k]]
         scores = head.message_out_of_scope_scores(embeddings, parts) if head.oos else [None] * len(texts)
+        outside = head.out_of_scope_class(probs)
         handover = head.handover.per_message(embeddings) if head.handover else [None] * len(texts)
         out = []
         for i, reading in enumerate(readings):
@@ -294,7 +319,7 @@ class IntentClassifier:
                 part_handover = head.handover.per_message(parts[i]) if head.handover else None
             out.append(Prediction(
                 [IntentScore(head.labels[j], round(float(p[j]), 4)) for j in ranked[i]],
-                out_of_scope=d is not None and d > head.oos.threshold,
+                out_of_scope=bool(outside[i]) or (d is not None and d > head.oos.threshold),
                 out_of_scope_score=None if d is None else round(float(d), 4),
                 probabilities=dict(zip(head.labels, p.tolist())), embedding=embeddings[i], handover=handover[i],
                 reading=reading,

@@ -140,17 +140,28 @@ def read(message: str) -> Reading:
     return Reading(" ".join(s.text for s in parts), sentences, parts, spans)
 
 
+def _hard_wrapped(lines: list[str]) -> bool:
+    """Whether the text was wrapped at a fixed width (as many mail clients send plain text): two or more
+    lines run to 60-80 characters without ending a sentence, and none is longer. A chat's lines or an
+    unwrapped email's paragraphs are left as they are."""
+    prose = [line.rstrip() for line in lines if line.strip() and not line.lstrip().startswith(">")]
+    if any(len(line) > 80 for line in prose):
+        return False
+    return sum(60 <= len(line) and not re.search(r"[.?!:;]$", line) for line in prose) >= 2
+
+
 def _blocks(text: str):
     """(start, end, role, speaker) for each line or run of wrapped lines, in order."""
     quote = _QUOTE_HEADER.search(text)
     limit = quote.start() if quote else len(text)
     pos, speaker, in_signature = 0, None, False
     lines = text[:limit].split("\n")
+    wrapped = _hard_wrapped(lines)
     i = 0
     while i < len(lines):
-        line, start = lines[i], pos
+        start = pos
         # Hard-wrapped prose: a long line without an end of sentence continues on the next line.
-        while (i + 1 < len(lines) and len(lines[i]) >= 60 and not re.search(r"[.?!:;]\s*$", lines[i])
+        while (wrapped and i + 1 < len(lines) and len(lines[i]) >= 60 and not re.search(r"[.?!:;]\s*$", lines[i])
                and lines[i + 1].strip() and not _SPEAKER.match(lines[i + 1]) and not lines[i + 1].lstrip().startswith(">")):
             pos += len(lines[i]) + 1
             i += 1

@@ -76,6 +76,10 @@ LEGAL = re.compile(
 # for court"): the learned detector may not overrule these (see cue_reason).
 LEGAL_ACTION = re.compile(
     r"\b(?:legal\s+(?:action|proceedings)|lawsuits?|small\s+claims|class\s+action|ombudsman|"
+    r"(?:given|passed|handed|sent|forwarded)\s+(?:the\s+case|this|it|everything|the\s+matter)\s+(?:over\s+)?to\s+"
+    r"(?:my|our|a)\s+(?:lawyers?|solicitors?|attorneys?)|"
+    r"(?:report|reporting|escalate|escalating)\s+(?:this|you|it|the\s+bank)\s+to\s+the\s+"
+    r"(?:financial\s+)?(?:regulator|ombudsman|fca|cfpb|ftc)|reserve\s+the\s+right\s+to\s+(?:take|report|pursue|seek)|"
     r"(?:take|taking|drag|dragging)\s+(?:you|this|it|the\s+bank)\s+to\s+court|see\s+you\s+in\s+court|"
     r"(?:my|our)\s+(?:lawyers?|solicitors?|attorneys?)\s+(?:will|'ll|is\s+going\s+to|are\s+going\s+to|shall))\b", re.I)
 COMPLAINT = re.compile(
@@ -85,15 +89,29 @@ COMPLAINT = re.compile(
     r"complaint\b|\b(?:formal|official)\s+complaint\b|\bformally\s+complain\w*|\bcomplain\w*\s+formally\b"
     r"|\bcomplain(?:ing)?\s+to\s+(?:your|the|a)\s+(?:manager|supervisor|head\s+office)\b"
     r"|\bcomplaints\s+(?:team|department|procedure|process)\b", re.I)
-# Going public: the press, reviews, social media.
+# Going public: the press, TV and radio, reviews, social media, a video or a story of one's own.
+_MEDIA = (r"(?:the\s+|a\s+|my\s+|our\s+|your\s+)?(?:(?:local|national|regional|daily)\s+)?"
+          r"(?:press|media|papers?|newspapers?|news(?:papers?|\s+desk)?|tv|television|radio|journalists?|reporters?|"
+          r"bbc|itv|channel\s+\w+(?:\s+news)?|watchdog|consumer\s+(?:pages?|programmes?|programs?|shows?|sections?|"
+          r"segments?|champions?|affairs\s+\w+)|money\s+saving\s+expert|which\?)")
 PUBLIC = re.compile(
-    r"\b(?:go(?:ing)?\s+to|contact(?:ing)?|tell(?:ing)?|writ(?:e|ing)\s+to|call(?:ing)?)\s+the\s+"
-    r"(?:press|media|papers|newspapers?|news|bbc|watchdog)\b"
-    rf"|\b(?:post|tweet|put|share|write|blast|expose|shame)\w*\s+(?:this|it|you|about\s+(?:this|you|it))"
-    rf"(?:\s+guys)?\s+(?:on|all\s+over)\s+{_PLATFORM}\b"
+    rf"\b(?:go(?:ing)?\s+to|went\s+to|contact(?:ing|ed)?|tell(?:ing)?|told|writ(?:e|ing|ten)\s+to|call(?:ing|ed)?|"
+    rf"speak(?:ing)?\s+to|spoken\s+to|talk(?:ing|ed)?\s+to|(?:been|get|getting|got)\s+in\s+touch\s+with|"
+    rf"pass(?:ing)?\s+(?:the|this|my)\s+story\s+to|tak(?:e|ing)\s+(?:this|it|my\s+story)\s+to)\s+{_MEDIA}\b"
+    rf"|\b(?:post|tweet|put|share|write|blast|expose|shame)\w*\s+(?:this|it|you|about\s+(?:this|you|it)|"
+    rf"the\s+whole\s+(?:story|thing)|everything)(?:\s+guys)?\s+(?:on|in|all\s+over)\s+(?:all\s+)?{_PLATFORM}\b"
+    rf"|\b(?:post|posting|share|sharing|put|putting)\s+(?:it\s+|this\s+)?(?:in|on)\s+(?:all\s+)?(?:the\s+)?"
+    rf"(?:facebook|whatsapp|reddit|local|neighbourhood|neighborhood|community|parents'?|students'?|\w+)\s+"
+    rf"(?:groups?|forums?|pages?|subreddits?)\b"
     r"|\b(?:going\s+to|gonna|will|'ll)\s+hear\s+about\s+(?:this|it)\b"
     r"|\b(?:bad|negative|one[- ]star|1[- ]star|terrible|scathing)\s+reviews?\b|\btrustpilot\b"
-    r"|\b(?:app\s+store|play\s+store)\s+review", re.I)
+    r"|\b(?:app\s+store|play\s+store)\s+review"
+    # a story or video of one's own: "write an article about this bank", "make a video about it", "on camera"
+    r"|\b(?:write|writing|publish|do|doing|make|making|film|filming)\s+(?:an?\s+)?(?:article|story|column|piece|"
+    r"blog(?:\s+post)?|thread|video|vlog|tiktok|post)\s+(?:about|on)\s+(?:this|it|you|your|the\s+bank|kestrel)"
+    r"|\bwrite\s+about\s+(?:this|it|you)\s+in\s+print\b|\bon\s+camera\b|\bgo(?:ing)?\s+viral\b"
+    r"|\b(?:warn|tell)\s+(?:everyone|everybody|people|others|all\s+my\s+\w+)\s+(?:not\s+to|to\s+avoid|how|about\s+(?:you|this))"
+    r"|\b(?:my|our)\s+(?:\d[\d,]*|thousands\s+of|\w+\s+thousand)\s+(?:followers|subscribers|members|readers)\b", re.I)
 # Anger that needs no second opinion: abuse, swearing, "fed up", "worst bank". Not theft ("someone
 # stole my card" is a report, not a temper).
 FURY = re.compile(
@@ -101,7 +119,7 @@ FURY = re.compile(
     r"ridiculous|pathetic|incompetent|useless|garbage|rubbish|worst|scam(?:mers?)?|crooks|"
     r"(?:terrible|awful|horrible|shocking|poor)\s+(?:service|bank|company|app|experience)|"
     r"(?:are|you)\s+(?:you\s+)?kidding(?:\s+me)?|or\s+i(?:'m|\s+am|\s+will|'ll)\s+(?:be\s+)?(?:leaving|leave|clos\w+)|"
-    r"you\s+(?:stole|robbed|thieves|crooks|idiots|clowns)|fed\s+up|sick\s+(?:and\s+tired\s+)?of|had\s+enough\s+of|hate\s+(?:you|this|your)|"
+    r"you\s+(?:stole|robbed|thieves|crooks|idiots|clowns)|(?<!a\sbit\s)(?<!a\slittle\s)(?<!slightly\s)fed\s+up|sick\s+(?:and\s+tired\s+)?of|had\s+enough\s+of|hate\s+(?:you|this|your)|"
     r"(?:so|very|really|extremely|i\s+am|i'm)\s+angry|what\s+the\s+(?:hell|heck|fuck)|wtf|f+u+c+k\w*|shit\w*|"
     r"(?:no\s+one|nobody|no\s+body)\s+(?:cares|helps|is\s+helping|answers|replies|responds|gets\s+back)|"
     r"(?:you|you're|you\s+are|are\s+you)\s+(?:\w+\s+)?(?:stupid|idiots?|morons?|clowns?|muppets?|dumb|thick)|"
@@ -162,6 +180,18 @@ REASONS = {"person": "asks for a person", "legal": "legal or regulatory threat",
 HOSTILE_REASONS = tuple(REASONS[k] for k in ("angry", "complaint", "public", "legal"))
 
 
+# Reviews named as a topic ("I read a bad review of the app") rather than threatened ("I'm leaving
+# 1-star reviews"): only these the learned detector may overrule.
+_REVIEW = re.compile(r"(?:bad|negative|one[- ]star|1[- ]star|terrible|scathing)\s+reviews?|trustpilot|"
+                     r"(?:app|play)\s+store\s+review", re.I)
+_REVIEW_THREAT = re.compile(r"\b(?:leav|writ|post|giv|put|drop)\w*\s+(?:\w+\s+){0,4}$", re.I)
+
+
+def _threatens(text: str, match: re.Match) -> bool:
+    """Whether a going-public cue is a threat: anything but a review named, or a review about to be left."""
+    return not _REVIEW.fullmatch(match.group()) or bool(_REVIEW_THREAT.search(text[max(0, match.start() - 40):match.start()]))
+
+
 def given_reason(mood: Sentiment, reason: str | None) -> Sentiment:
     """The mood, knowing why the message is handed over: anger, a complaint, a legal threat or a threat
     to go public is negative whatever VADER scored it. VADER misses sarcasm ("Oh brilliant, another
@@ -195,8 +225,9 @@ def cue_reason(text: str, mood: Sentiment) -> tuple[str, bool] | None:
     asked about ("is this text a scam?"), nor words that name a topic ("a printout for court")."""
     if LEGAL.search(text):
         return REASONS["legal"], LEGAL_ACTION.search(text) is not None
-    if PUBLIC.search(text):
-        return REASONS["public"], False
+    publics = list(PUBLIC.finditer(text))
+    if publics:
+        return REASONS["public"], any(_threatens(text, m) for m in publics)
     if COMPLAINT.search(text):
         return REASONS["complaint"], False
     if MACHINE.search(text) or any(not TURNED_DOWN.search(text[:m.start()]) for m in PERSON.finditer(text)):

@@ -63,7 +63,7 @@ import torch
 
 from agent import models
 from agent.encoder import SentenceEncoder
-from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead, OutOfScope
+from agent.intent import DEFAULT_DIR, OUT_OF_SCOPE, IntentClassifier, IntentHead, OutOfScope
 from agent.lexical import LexicalModel
 from agent.settings import Settings
 from agent.types import AgentError
@@ -71,7 +71,8 @@ from finetune import script
 from finetune.calibration import (calibrate, escalations, evaluate, fit_second_threshold, fit_thresholds,
                                   handed_over)
 from finetune.data import read_examples
-from finetune.handover import fit as fit_handover, read_handover, summary as handover_summary
+from finetune.handover import default_train as default_handover, fit as fit_handover, read_handover
+from finetune.handover import summary as handover_summary
 from finetune.intent_data import IGNORE, Drawn, Embedded, draw_text, embed, load_data
 from finetune.intent_model import Embeddings, anchored_head, fine_tune, linear_head
 from finetune.messages import MessageBuilder
@@ -79,12 +80,12 @@ from finetune.messages import MessageBuilder
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
 DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
-DEFAULT_HANDOVER = REPO / "data" / "handover" / "train.jsonl"
+DEFAULT_OOS_TRAIN = REPO / "data" / "out_of_scope" / "train.jsonl"
+OOS_VALIDATION_FRACTION = 0.15  # of --oos-train, held out with the validation queries
 ESCALATE_BUDGET = 0.015  # share of correctly answered validation messages escalation may take
 DEFAULT_HELDOUT = REPO / "data" / "heldout" / "intent.jsonl"  # what promotion compares versions on
 SHIPPED = DEFAULT_DIR
 PROMOTION_METRICS = ("accuracy", "macro_f1")  # compared on the held-out set; higher is better
-FRAMED_HANDOVER_SHARE = 0.5  # hand-over examples also seen inside a whole message (greeting, background, sign-off)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -118,9 +119,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "model's calibration and thresholds are also fitted on such messages when above 0")
     p.add_argument("--two-requests", type=float, default=0.15, metavar="SHARE",
                    help="of those messages, the share that also ask a second request of another intent")
-    p.add_argument("--handover", default=str(DEFAULT_HANDOVER) if DEFAULT_HANDOVER.is_file() else None,
-                   help="hand-over messages (JSONL with text and label) for the learned hand-over detector "
-                        "(agent/handover.py)")
+    p.add_argument("--oos-train", default=str(DEFAULT_OOS_TRAIN) if DEFAULT_OOS_TRAIN.is_file() else None,
+                   metavar="FILE", help="requests no intent answers (JSONL or lines of text), learnt as one more class, "
+                   f"'{OUT_OF_SCOPE}', that the agent escalates (default: data/out_of_scope/train.jsonl)")
+    p.add_argument("--no-oos-class", dest="oos_train", action="store_const", const=None,
+                   help="no out-of-scope class: out of scope by the distance and energy score alone")
+    p.add_argument("--handover", nargs="+", default=default_handover() or None,
+                   help="hand-over messages (JSONL files with text and label) for the learned hand-over detector "
+                        "(agent/handover.py; default: data/handover/train.jsonl and whole_messages.jsonl)")
     p.add_argument("--no-handover", dest="handover", action="store_const", const=None,
                    help="no learned hand-over detector: the explicit cues alone")
     p.add_argument("--recalibrate", action="store_true",
@@ -195,8 +201,9 @@ class Texts:
         self.two_requests: list[Drawn] = []
         if builder is not None:
             texts, labels = validation
-            for i in range(len(texts)):
-                j = rng.choice([k for k in range(len(texts)) if labels[k] != labels[i]] or [i])
+            answered = [k for k in range(len(texts)) if names[labels[k]] != OUT_OF_SCOPE]
+            for i in answered:
+                j = rng.choice(answered)
                 if labels[j] != labels[i]:
                     self.two_requests.append(draw_text(texts[i], int(labels[i]), names, rng, builder, 1.0, 1.0, 0.0,
                                                        lambda j=j: (texts[j], int(labels[j]))))
@@ -207,6 +214,22 @@ class Texts:
         if builder is not None:
             out += [draw_text(t, int(y), names, rng, builder, 1.0, 0.0, 0.0) for t, y in zip(texts, labels)]
         return out
+
+
+def with_out_of_scope(args, tr_x, tr_y, va_x, va_y):
+    """The training and validation examples with the out-of-scope requests of ``--oos-train`` added,
+    split the same way (seeded), labelled ``out_of_scope``."""
+    if not args.oos_train:
+        return tr_x, tr_y, va_x, va_y
+    path = Path(args.oos_train)
+    if not path.is_file():
+        raise AgentError(f"out-of-scope requests not found: {path}")
+    texts = [json.loads(line)["text"] if path.suffix == ".jsonl" else line.strip()
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(args.seed).shuffle(texts)
+    held = int(round(len(texts) * OOS_VALIDATION_FRACTION))
+    return (tr_x + texts[held:], tr_y + [OUT_OF_SCOPE] * (len(texts) - held),
+            va_x + texts[:held], va_y + [OUT_OF_SCOPE] * held)
 
 
 def fit_weights(args, texts: list[str], ids: np.ndarray, names: list[str], frozen: Embedded,
@@ -242,28 +265,22 @@ def build_head(args, train: Embedded, weight: np.ndarray, bias: np.ndarray, name
     encoder). Returns it and the hand-over detector's summary (empty without one)."""
     known = np.flatnonzero(train.labels != IGNORE)
     single = train.subset(known)
+    answered = single.subset(np.flatnonzero(np.isin(single.labels, [i for i, n in enumerate(names) if n != OUT_OF_SCOPE])))
     head = IntentHead(labels=names, weight=weight, bias=bias, temperature=1.0, threshold=0.0, encoder=base,
-                      metrics={}, adapter=adapter, oos=OutOfScope.fit(single.vectors, single.labels, len(names)),
+                      metrics={}, adapter=adapter, oos=OutOfScope.fit(answered.vectors, answered.labels),
                       lexical=LexicalModel.fit(single.texts, single.labels) if lexical else None)
     if not handover_examples:
         return head, {}
-    texts, labels = handover_examples
-    if args.messages > 0:  # the hand-over messages also inside whole messages, so length and courtesies are no cue
-        rng = random.Random(f"{args.seed}:handover")
-        builder = MessageBuilder(rng)
-        framed = [(builder.frame(t), y) for t, y in zip(texts, labels) if rng.random() < FRAMED_HANDOVER_SHARE]
-        texts, labels = texts + [t for t, _ in framed], labels + [y for _, y in framed]
-    read_texts = [Drawn.of(t, IGNORE).text for t in texts]
-    head.handover = fit_handover(lambda batch: encoder.encode(batch, progress=True), single.vectors, read_texts,
-                                 labels)
-    return head, {"handover": handover_summary(args.handover, labels, len(single.vectors))}
+    head.handover = fit_handover(lambda batch: encoder.encode(batch, progress=True), single.vectors, *handover_examples,
+                                 seed=args.seed, framed=args.messages > 0)
+    return head, {"handover": handover_summary(args.handover, handover_examples[1], len(single.vectors))}
 
 
 def copy_calibration(head: IntentHead, source: IntentHead) -> None:
     """Give ``head`` the temperature, lexical weight and escalation thresholds of ``source``."""
     head.temperature, head.threshold = source.temperature, source.threshold
     head.lexical_weight = source.lexical_weight if head.lexical else 0.0
-    head.second_threshold = source.second_threshold
+    head.second_threshold, head.second_overlap = source.second_threshold, source.second_overlap
     if source.oos and head.oos:
         head.oos.threshold, head.oos.scale = source.oos.threshold, source.oos.scale
 
@@ -292,7 +309,7 @@ def train(args: argparse.Namespace) -> dict:
     check_shares(args)
     np.random.seed(args.seed)
     started = time.time()
-    tr_x, tr_y, va_x, va_y = load_data(args)
+    tr_x, tr_y, va_x, va_y = with_out_of_scope(args, *load_data(args))
     handover_examples = read_handover(args.handover) if args.handover else None
     names = sorted(set(tr_y))
     if len(names) < 2:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agent.encoder import MAX_TOKENS
+from agent.intent import OUT_OF_SCOPE
 from agent.sentences import read
 from agent.types import AgentError
 from finetune.augment import add_entity_noise
@@ -115,7 +116,8 @@ class TrainingTexts(torch.utils.data.Dataset):
         builder = MessageBuilder(rng)
         by_label: dict[int, list[int]] = {}
         for i, label in enumerate(self.labels):
-            by_label.setdefault(int(label), []).append(i)
+            if self.names[int(label)] != OUT_OF_SCOPE:  # a second request is one the agent answers
+                by_label.setdefault(int(label), []).append(i)
 
         def partner_for(label: int):
             def partner():
@@ -129,10 +131,11 @@ class TrainingTexts(torch.utils.data.Dataset):
             if self.both:
                 out.append(Drawn.of(query, label))
                 out.append(draw_text(query, label, self.names, rng, builder, 1.0, self.two_share, 0.0,
-                                     partner_for(label)))
+                                     partner_for(label) if label in by_label else None))
             else:
+                partner = partner_for(label) if label in by_label else None
                 out.append(draw_text(query, label, self.names, rng, builder, self.message_share, self.two_share,
-                                     self.entity_noise, partner_for(label)))
+                                     self.entity_noise, partner))
         return out
 
     def draw(self, epoch: int) -> np.ndarray:

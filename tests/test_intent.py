@@ -72,7 +72,7 @@ def test_escalation_budget_counts_the_customers_own_words_first():
     weight = rng.normal(size=(4, 8)).astype(np.float32)
     embeddings = (weight[labels] + rng.normal(scale=0.6, size=(400, 8))).astype(np.float32)
     head = IntentHead(["a", "b", "c", "d"], weight, np.zeros(4, np.float32), 1.0, 0.0, "enc", {},
-                      oos=OutOfScope.fit(embeddings, labels, 4))
+                      oos=OutOfScope.fit(embeddings, labels))
     texts = ["I want to speak to a real person" if i % 10 == 0 else "where is my card" for i in range(400)]
     data = embedded(embeddings, labels, texts)
     calibration.fit_thresholds(head, data, budget=0.2)
@@ -95,7 +95,7 @@ def test_thresholds_can_keep_the_distance_alone():
     embeddings = (weight[labels] + rng.normal(scale=0.5, size=(300, 6))).astype(np.float32)
     texts = ["where is my card"] * 300
     heads = [IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.0, 0.0, "enc", {},
-                        oos=OutOfScope.fit(embeddings, labels, 3)) for _ in range(2)]
+                        oos=OutOfScope.fit(embeddings, labels)) for _ in range(2)]
     calibration.fit_thresholds(heads[0], embedded(embeddings, labels, texts), budget=0.1, standardise=False)
     calibration.fit_thresholds(heads[1], embedded(embeddings, labels, texts), budget=0.1)
     assert heads[0].oos.scale is None and heads[1].oos.scale is not None
@@ -114,7 +114,7 @@ def test_head_round_trip_keeps_predictions(tmp_path, standardised):
     weight = np.asfortranarray(rng.normal(size=(3, 8)).astype(np.float32))  # sklearn's coef_ layout
     train = rng.normal(size=(60, 8)).astype(np.float32)
     head = IntentHead(["a", "b", "c"], weight, np.zeros(3, np.float32), 1.5, 0.4, "enc", {},
-                      oos=OutOfScope.fit(train, np.arange(60) % 3, 3))
+                      oos=OutOfScope.fit(train, np.arange(60) % 3))
     head.oos.threshold = 2.5
     if standardised:
         head.oos.fit_scale(train, head.calibrated_logits(train))

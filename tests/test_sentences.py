@@ -5,8 +5,9 @@ EMAIL = """Subject: Card not here yet
 
 Hi team,
 
-I hope you are well. I ordered a replacement card on 3 March after my old one expired,
-and it still has not arrived. Could you check what has happened to it?
+I hope you are well. I ordered a replacement card on 3 March after my
+old one expired, and it still has not arrived. Could you check what has
+happened to it?
 
 Thanks in advance.
 
@@ -29,10 +30,10 @@ def test_an_email_is_read_by_its_parts():
     assert got[0] == (SUBJECT, "Card not here yet")
     assert got[1] == (GREETING, "Hi team,")
     assert got[2] == (GREETING, "I hope you are well.")
-    # the hard-wrapped sentence is one sentence again
-    assert got[3] == (CONTENT, "I ordered a replacement card on 3 March after my old one expired,\n"
-                               "and it still has not arrived.")
-    assert got[4] == (CONTENT, "Could you check what has happened to it?")
+    # the hard-wrapped sentences are whole again
+    assert got[3] == (CONTENT, "I ordered a replacement card on 3 March after my\n"
+                               "old one expired, and it still has not arrived.")
+    assert got[4] == (CONTENT, "Could you check what has\nhappened to it?")
     assert got[5] == (THANKS, "Thanks in advance.")
     assert got[6] == (SIGN_OFF, "Kind regards,")
     assert got[7:9] == [(SIGNATURE, "Margaret Ellery"), (SIGNATURE, "07700 900123")]
@@ -46,9 +47,15 @@ def test_offsets_point_into_the_message():
 
 def test_what_the_model_reads_is_the_customers_own_sentences():
     reading = read(EMAIL)
-    assert reading.text == ("Card not here yet I ordered a replacement card on 3 March after my old one expired,\n"
-                            "and it still has not arrived. Could you check what has happened to it?")
+    assert reading.text == ("Card not here yet I ordered a replacement card on 3 March after my\n"
+                            "old one expired, and it still has not arrived. Could you check what has\nhappened to it?")
     assert [reading.text[a:b] for a, b in reading.spans] == [p.text for p in reading.parts]
+
+
+def test_a_chat_s_lines_are_not_taken_for_hard_wraps():
+    chat = ("hey so i want to get a virtual card in the app for online shopping\n"
+            "and once i have it can i add that to google pay on my android?")
+    assert [s.text for s in split(chat)] == chat.split("\n")
 
 
 def test_a_transcript_keeps_only_the_customers_turns():

@@ -128,7 +128,7 @@ def test_assistant_requests_from_other_domains_escalate(agent):
 def test_mahalanobis_distance_matches_direct_formula():
     rng = np.random.default_rng(0)
     x, labels = rng.normal(size=(200, 5)), rng.integers(0, 3, 200)
-    oos = OutOfScope.fit(x, labels, 3)
+    oos = OutOfScope.fit(x, labels)
     q = rng.normal(size=(4, 5)).astype(np.float32)
     direct = [min(float((v - m) @ oos.precision @ (v - m)) for m in oos.means) for v in q]
     assert np.allclose(oos.distance(q), direct, rtol=1e-4)
@@ -139,7 +139,7 @@ def test_out_of_scope_score_sums_standardised_distance_and_energy():
     rng = np.random.default_rng(0)
     x, labels = rng.normal(size=(300, 5)).astype(np.float32), rng.integers(0, 3, 300)
     logits = rng.normal(size=(300, 3)).astype(np.float32)
-    oos = OutOfScope.fit(x, labels, 3)
+    oos = OutOfScope.fit(x, labels)
     assert np.array_equal(oos.score(x, logits), oos.distance(x))  # not standardised yet: the distance alone
     oos.fit_scale(x, logits)
     assert abs(oos.score(x, logits).mean()) < 1e-3  # each measure has mean 0 on the rows it was fitted on
