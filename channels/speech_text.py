@@ -25,6 +25,9 @@ log = logs.get("speech_text")
 
 @dataclass(frozen=True)
 class SpeechTextOptions:
+    # English is put in words here. A voice speaking another language (Coqui's XTTS v2) gets the text with
+    # markup and symbols removed, and reads numbers with its own rules for that language.
+    language: str = "en"
     # en_GB reads "12/03/2026" day first (the twelfth of March); en_US month first (December the third).
     locale: str = "en_GB"
     # A sentence longer than this is cut at commas, then between words, so each synthesised chunk stays
@@ -94,7 +97,7 @@ _MD_IMAGE_OR_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_BLOCK = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+|\d{1,3}[.)]\s+)", re.M)
 _MD_RULE = re.compile(r"^\s*(?:[-*_=]\s*){3,}$", re.M)
 _MD_EMPHASIS = re.compile(r"(?<![\w*_~`])(\*\*|__|\*|_|~~|`+)(?=\S)(.+?)(?<=\S)\1(?![\w*_~`])")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=[。！？])\s*")  # and the full stops of CJK scripts
 
 
 def say_digits(text: str) -> str:
@@ -225,14 +228,19 @@ def _say_entities(text: str, options: SpeechTextOptions) -> str:
     return "".join(out + [text[last:]])
 
 
-def _speakable(text: str) -> str:
+def _speakable(text: str, english: bool = True) -> str:
     """Only what an English voice can say: Latin letters, digits, punctuation and the symbols read out
-    later; emoji, other scripts and control characters would be skipped or spelled out by name."""
+    later; emoji, other scripts and control characters would be skipped or spelled out by name. For
+    another language, letters of any script, digits, punctuation and currency signs."""
     text = unicodedata.normalize("NFKC", text)
     text = text.translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": ", ",
                                          "—": ", ", "…": "."}))
-    kept = [ch if ch.isascii() and ch.isprintable() or ch in SYMBOLS
-            or ch.isalpha() and "LATIN" in unicodedata.name(ch, "") else " " for ch in text]
+    if english:
+        kept = [ch if ch.isascii() and ch.isprintable() or ch in SYMBOLS
+                or ch.isalpha() and "LATIN" in unicodedata.name(ch, "") else " " for ch in text]
+    else:
+        kept = [ch if unicodedata.category(ch)[0] in "LMNP" or unicodedata.category(ch) == "Sc" or ch == " "
+                else " " for ch in text]
     dropped = sum(a != b and not b.isspace() for a, b in zip(kept, text))
     if dropped:
         logs.event(log, "unspeakable_characters_dropped", count=dropped)  # the count only: never the text
@@ -251,7 +259,13 @@ def prepare(text: str, options: SpeechTextOptions = SpeechTextOptions()) -> str:
     """``text`` as a person would say it (one string); a one-line AgentError when nothing is left to say."""
     if len(text) > options.max_chars:
         raise AgentError(f"text too long to speak: {len(text):,} characters (at most {options.max_chars:,})")
-    text = _speakable(strip_markup(text))
+    english = options.language.split("-")[0] == "en"
+    text = _speakable(strip_markup(text), english)
+    if not english:
+        text = " ".join(text.split())
+        if not any(ch.isalpha() for ch in text):
+            raise AgentError("nothing to say: the text has no words to speak")
+        return text
     text = _URL.sub(lambda m: say_url(m.group(0)), text)
     text = _say_entities(text, options)
     text = _DOMAIN.sub(lambda m: say_url(m.group(0)), text)
@@ -276,7 +290,7 @@ def sentences(text: str, options: SpeechTextOptions = SpeechTextOptions()) -> li
     out = []
     for sentence in _SENTENCE_END.split(prepare(text, options)):
         out += _bounded(sentence.strip(), options.max_sentence_chars)
-    out = [s for s in out if re.search(r"[A-Za-z]", s)]
+    out = [s for s in out if any(ch.isalpha() for ch in s)]
     if out and len(out[0]) > options.first_chunk_chars:
         out[:1] = _first_chunk(out[0], options.first_chunk_chars)
     return out

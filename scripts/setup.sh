@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root and install the project with its test tools.
-# Safe to run again. TORCH_INDEX_URL picks another torch build (see README: GPU).
+# Safe to run again. TORCH_INDEX_URL picks another torch index (see README, "torch and GPUs");
+# TORCH_BUILD=cpu makes the small install: torch's CPU wheel and no Coqui TTS (it needs torchaudio).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -10,9 +11,15 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
-# torch first and on its own, so that a CPU or CUDA build chosen here is kept by the next step.
-"${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} torch==2.13.0
-"${pip[@]}" -e ".[test]"
+# torch first and on its own, so that the build chosen here is kept by the next step. PyPI's torch 2.14.1
+# (a CUDA 13 build, which runs on CPU-only machines too) is the one PyPI's torchaudio loads beside.
+case "${TORCH_BUILD:-default}" in
+    default) torch=torch==2.14.1 extras=test,coqui ;;
+    cpu) torch=torch==2.13.0 extras=test ;;
+    *) echo "setup: TORCH_BUILD is 'default' or 'cpu', not '$TORCH_BUILD'" >&2; exit 1 ;;
+esac
+"${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch"
+"${pip[@]}" -e ".[$extras]"
 touch .venv/.installed
 # The browser tests drive Debian's chromium through Playwright; a browser is never downloaded.
 if ! command -v chromium >/dev/null 2>&1; then
