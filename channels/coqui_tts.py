@@ -105,7 +105,12 @@ class CoquiEngine(Speaker):
         with torch.inference_mode():
             wav = self.tts.tts(sentence, speaker=self.speaker, language=self.language, split_sentences=False,
                                **extra)
-        return np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+        wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+        # Coqui pads every sentence with silence of its own; the pause between sentences is Speaker's.
+        from TTS.utils.synthesizer import PAD_SILENCE_SAMPLES
+
+        padded = len(wav) > PAD_SILENCE_SAMPLES and not wav[-PAD_SILENCE_SAMPLES:].any()
+        return wav[:-PAD_SILENCE_SAMPLES] if padded else wav
 
 
 def _load(tts_class, model: str):

@@ -108,9 +108,13 @@ class PiperEngine(Speaker):
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
-from .coqui_tts import CoquiEngine  # noqa: E402  (it builds on Speaker, above)
+def coqui_engine(settings: Settings, deterministic: bool = False) -> Speaker:
+    from .coqui_tts import CoquiEngine  # a Speaker too: imported here, after this module
 
-ENGINES = {PiperEngine.name: PiperEngine, CoquiEngine.name: CoquiEngine}
+    return CoquiEngine(settings, deterministic=deterministic)
+
+
+ENGINES = {PiperEngine.name: PiperEngine, "coqui": coqui_engine}
 
 
 def load_engine(settings: Settings, deterministic: bool = False) -> Speaker:
@@ -171,6 +175,14 @@ def normalise_loudness(samples: np.ndarray, rate: int, target: Loudness) -> np.n
     return out
 
 
+def without_dc(samples: np.ndarray, rate: int, cutoff_hz: float = 40.0) -> np.ndarray:
+    """``samples`` through a gentle high-pass below the voice's range: a DC offset (which some voices have)
+    is inaudible but takes headroom, so the limiter would hold the speech down to keep it under the ceiling."""
+    from scipy.signal import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(2, cutoff_hz, "highpass", fs=rate, output="sos"), samples).astype(np.float32)
+
+
 def export(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> tuple[Path, int]:
     """Write ``samples`` in format ``fmt`` (see FORMATS), loudness-normalised; returns (path, rate)."""
     try:
@@ -178,7 +190,8 @@ def export(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: str = "
     except KeyError:
         raise AgentError(f"unknown audio format '{fmt}' (available: {', '.join(FORMATS)})") from None
     rate = spec.rate or sample_rate
-    samples = normalise_loudness(audio.resample(samples, sample_rate, rate), rate, spec.loudness)
+    samples = normalise_loudness(audio.resample(without_dc(samples, sample_rate), sample_rate, rate), rate,
+                                 spec.loudness)
     if spec.codec == "pcm_s16le":
         return audio.write_wav(path, samples, rate), rate
     return audio.encode(path, samples, rate, codec=spec.codec), rate

@@ -21,20 +21,32 @@ esac
 "${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch"
 "${pip[@]}" -e ".[$extras]"
 touch .venv/.installed
-# The browser tests drive Debian's chromium through Playwright; a browser is never downloaded.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages: chromium for the browser tests (driven through Playwright; a browser is never
+# downloaded); for Coqui TTS, espeak-ng (the phonemes of its VITS voices) and FFmpeg's libraries (torchaudio
+# decodes an XTTS speaker reference with them). Only the default install needs the last two.
+needed=()
+command -v chromium >/dev/null 2>&1 || needed+=(chromium)
+if [ "$extras" != test ]; then
+    command -v espeak-ng >/dev/null 2>&1 || needed+=(espeak-ng)
+    command -v ffmpeg >/dev/null 2>&1 || needed+=(ffmpeg)
+fi
+if [ ${#needed[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
     log=$(mktemp)
     if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
-        echo "setup: installing chromium for the browser tests (apt-get)"
+        echo "setup: installing ${needed[*]} (apt-get)"
         export DEBIAN_FRONTEND=noninteractive
         # A fresh machine may have no package lists yet: update only when the first try fails.
-        "${apt[@]}" install -y -q chromium >"$log" 2>&1 \
-            || { "${apt[@]}" update -q >>"$log" 2>&1 && "${apt[@]}" install -y -q chromium >>"$log" 2>&1; } \
+        "${apt[@]}" install -y -q "${needed[@]}" >"$log" 2>&1 \
+            || { "${apt[@]}" update -q >>"$log" 2>&1 && "${apt[@]}" install -y -q "${needed[@]}" >>"$log" 2>&1; } \
             || tail -n 3 "$log" >&2
     fi
     rm -f "$log"
     command -v chromium >/dev/null 2>&1 || echo "setup: chromium is not installed, so the browser tests" \
         "(tests/test_browser.py) will fail; it needs Debian's package: 'apt-get install chromium' as root" >&2
+    for tool in espeak-ng ffmpeg; do
+        [[ " ${needed[*]} " != *" $tool "* ]] || command -v "$tool" >/dev/null 2>&1 || echo "setup: $tool is not" \
+            "installed, so Coqui TTS voices will fail; it needs Debian's package: 'apt-get install $tool' as root" >&2
+    done
 fi
 echo "setup: ready (.venv/bin/support-agent)"

@@ -80,6 +80,31 @@ def piper(settings):
 
 
 @pytest.fixture(scope="session")
+def coqui_vits(tmp_path_factory) -> Path:
+    """A small Coqui VITS with random weights, saved as Coqui's trainer saves a checkpoint (bench/random_vits.py).
+
+    The default install has Coqui TTS; the small one (TORCH_BUILD=cpu) has no torchaudio, so there these
+    tests are skipped, and in CI, which runs the default install, they fail instead."""
+    try:
+        import TTS.api  # noqa: F401
+    except Exception as exc:  # ImportError, or OSError for a torchaudio that cannot load beside this torch
+        reason = f"Coqui TTS cannot be imported ({type(exc).__name__}: {exc})"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    sys.path.insert(0, str(REPO / "bench"))
+    from random_vits import write_random_vits
+
+    return write_random_vits(tmp_path_factory.mktemp("coqui") / "random-vits", small=True)
+
+
+@pytest.fixture(scope="session")
+def coqui(settings, coqui_vits):
+    """The Coqui engine on that checkpoint, loaded as a downloaded voice is (deterministic noise)."""
+    from channels.tts import load_engine
+
+    return load_engine(settings.replace(tts_engine="coqui", tts_voice=str(coqui_vits)), deterministic=True)
+
+
+@pytest.fixture(scope="session")
 def recogniser(settings):
     """The default recogniser: faster-whisper on the packaged Whisper base."""
     from channels.asr import load_engine

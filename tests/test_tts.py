@@ -1,7 +1,6 @@
 """Speech out: text read as a person would say it, sentence streaming, telephone-ready files, bad input,
 and the round trip (the packaged voice speaks, the default Whisper base hears it back)."""
 import json
-import sys
 import time
 import wave
 
@@ -227,27 +226,3 @@ def test_speak_command_errors_are_one_line(tmp_path, args, message):
     line = one_line_error(run_cli("speak", *args, "--out", str(tmp_path / "x.wav")))
     assert line.startswith("support-agent: error:") and message in line
     assert not (tmp_path / "x.wav").exists()
-
-
-def test_coqui_engine_without_coqui_installed_says_what_to_install(settings, monkeypatch):
-    monkeypatch.setitem(sys.modules, "TTS", None)  # as if coqui-tts were not installed
-    with pytest.raises(AgentError, match=r"not installed: pip install 'support-agent\[coqui\]'"):
-        tts.load_engine(settings.replace(tts_engine="coqui", tts_voice="tts_models/en/vctk/vits:p225"))
-
-
-def test_coqui_voice_names_and_checkpoints(tmp_path):
-    assert tts._coqui_voice("tts_models/en/vctk/vits:p225") == ("tts_models/en/vctk/vits", "p225")
-    assert tts._coqui_voice("tts_models/en/ljspeech/vits") == ("tts_models/en/ljspeech/vits", None)
-    with pytest.raises(AgentError, match="needs a Coqui model"):
-        tts._coqui_voice("en_US-joe-medium")
-    folder = tmp_path / "run:1"  # a path is taken whole, even with a colon in it
-    folder.mkdir()
-    assert tts._coqui_voice(str(folder)) == (str(folder), None)
-    with pytest.raises(AgentError, match="no .pth file"):
-        tts._coqui_checkpoint(folder)
-    (folder / "checkpoint_100.pth").write_bytes(b"")
-    (folder / "best_model.pth").write_bytes(b"")
-    with pytest.raises(AgentError, match="no config.json beside it"):
-        tts._coqui_checkpoint(folder)
-    (folder / "config.json").write_text("{}")
-    assert tts._coqui_checkpoint(folder) == (folder / "best_model.pth", folder / "config.json")
