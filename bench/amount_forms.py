@@ -14,7 +14,7 @@ The packaged Piper voice (deterministic) says each amount in three sentences; th
 (faster-whisper, Whisper base) transcribes it clean and as a telephone recording (bench/asr.py's
 ``telephone``: 300-3400 Hz, 8 kHz mu-law, white noise at ``--snr-db``). Both sides are put in spoken form
 with the same form, so "€42.90" written back counts as right. Reported per form: the share of amounts
-heard back exactly, and the sentences' WER.
+heard back exactly (and per currency, of three), and the sentences' WER.
 """
 from __future__ import annotations
 
@@ -94,8 +94,8 @@ def main() -> None:
         use_form(forms[name], original)
         scores = {}
         for condition in ("clean", "telephone"):
-            refs, hyps, right = [], [], 0
-            for k, (text, _) in enumerate(texts):
+            refs, hyps, right, by_currency = [], [], 0, {}
+            for k, (text, code) in enumerate(texts):
                 spoken = audio.resample(piper.synthesize(text), piper.sample_rate, audio.SAMPLE_RATE)
                 if condition == "telephone":
                     spoken = telephone(spoken, rng, work, f"{name}-{k}", args.snr_db)
@@ -105,9 +105,11 @@ def main() -> None:
                 amount = [e for e in speech_text.extract(text) if e.kind == "amount"][0]
                 key = " ".join(re.sub(r"[^a-z0-9' ]+", " ", speech_text.say_amount(amount.value).lower()).split())
                 right += key in hyp
+                by_currency[code] = by_currency.get(code, 0) + (key in hyp)
                 refs.append(ref)
                 hyps.append(hyp)
             scores[condition] = {"amounts_right": round(right / len(texts), 3), "wer": round(jiwer.wer(refs, hyps), 4),
+                                 "right_by_currency": by_currency,
                                  "misheard": [h for r, h in zip(refs, hyps) if r != h][:6]}
         result = {"form": name, "example": speech_text.prepare("€42.90"), "amounts": len(texts), **scores}
         print(json.dumps(result), flush=True)
