@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # random_vits
 
 REPLIES = [
     "Your refund of £25.50 was sent on 12/03/2026 for order 48213. It should reach your account within "
@@ -136,7 +135,7 @@ def random_voice() -> str:
     """A VITS of the released LJSpeech architecture with random weights, written where it is forgotten."""
     import tempfile
 
-    from random_vits import write_random_vits
+    from random_vits import write_random_vits  # beside this script
 
     return str(write_random_vits(Path(tempfile.mkdtemp(prefix="random-vits-")) / "voice"))
 

@@ -37,7 +37,7 @@ def test_coqui_streams_the_prepared_text_sentence_by_sentence(coqui, monkeypatch
     monkeypatch.setattr(coqui.tts, "tts", lambda text, **kw: heard.append(text) or speak(text, **kw))
     chunks = list(coqui.stream(REPLY))
     assert heard == sentences(REPLY) and len(chunks) == 2
-    assert "forty-two euros" in heard[0] and "zero eight zero zero" in heard[1]  # Piper's text preparation
+    assert "forty-two point nine zero euros" in heard[0] and "zero eight zero zero" in heard[1]  # Piper's text preparation
     pause = int(coqui.pause_s * coqui.sample_rate)
     assert not chunks[0][-pause:].any() and chunks[1][-pause:].any()  # a pause between sentences, none at the end
     assert np.array_equal(coqui.synthesize(REPLY), np.concatenate(chunks))  # deterministic: the same audio
