@@ -9,6 +9,7 @@ written out in words. Entities are found by the same detectors that read custome
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import unicodedata
@@ -75,6 +76,10 @@ SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "~": " abo
            "#": " number ", "°": " degrees ", "×": " times ", "£": " pounds ", "€": " euros ", "¥": " yen ",
            "₹": " rupees "}
 
+# Currency names, for an amount followed by the name of its currency.
+_CURRENCY_NAMES = {name.lower(): code for code, names in MONEY.items() for name in names[:2]}
+_CURRENCY_NAME = re.compile(r"\s+(" + "|".join(re.escape(n) for n in sorted(_CURRENCY_NAMES, key=len, reverse=True))
+                            + r")\b", re.I)
 _ABBREVIATIONS = re.compile(
     r"(?<![\w.])(?:" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w&/])"
     r"|\b[Nn]o\.(?=\s?\d)")
@@ -112,11 +117,12 @@ def say_number(number: int | float, to: str = "cardinal") -> str:
     return num2words(number, lang="en", to=to).replace(",", "")
 
 
-def say_amount(value: str) -> str:
-    """``value`` as ``agent.entities`` normalises amounts ("£1,234.50", "12 CHF") in words."""
+def say_amount(value: str, currency: str | None = None) -> str:
+    """``value`` as ``agent.entities`` normalises amounts ("£1,234.50", "12 CHF") in words, in ``currency``
+    (a code) where the text names another currency after it ("$15 Canadian dollars")."""
     code = CURRENCY_SYMBOLS.get(value[:1])
     number = value[1:] if code else value.split()[0]
-    code = code or value.split()[-1]
+    code = currency or code or value.split()[-1]
     one, many, minor_one, minor_many = MONEY[code]
     pounds, pence = divmod(round(float(number.replace(",", "")) * 100), 100)
     if not pounds:
@@ -218,7 +224,9 @@ def _say_entities(text: str, options: SpeechTextOptions) -> str:
     out, last = [], 0
     for e in extract(text):
         if e.kind == "amount":
-            spoken = say_amount(e.value)
+            named = _CURRENCY_NAME.match(text, e.end)  # "$15.25 Canadian dollars", as Whisper writes some
+            spoken = say_amount(e.value, _CURRENCY_NAMES[named.group(1).lower()] if named else None)
+            e = dataclasses.replace(e, end=named.end()) if named else e
         elif e.kind in ("reference", "card_last4", "phone", "iban", "account_number", "sort_code"):
             # digits said one by one are found as such (agent.entities); written as words, they are said as written
             spoken = say_digits(e.text) if any(c.isdigit() for c in e.text) else e.text

@@ -41,6 +41,7 @@ REPLIES = [
     ("Sent on the 3rd March.", "Sent on the third of March."),
     ("I rang on Thursday 6 March.", "I rang on Thursday the sixth of March."),
     ("Call oh two oh seven nine four six oh one one eight.", "Call oh two oh seven nine four six oh one one eight."),
+    ("$15.25 Canadian dollars, $7 zloty.", "fifteen point two five Canadian dollars, seven zloty."),  # as Whisper writes
     ("You were charged AUD 150.25.", "You were charged one hundred and fifty point two five Australian dollars."),
     ("Due 2026-01-05.", "Due the fifth of January twenty twenty-six."),
     ("Call 0800 555 0199.", "Call zero eight zero zero, five five five, zero one nine nine."),
