@@ -39,7 +39,9 @@ class Settings:
     generator_model: str = "default"  # "default" is the artefact shipped in agent/data/generator
     # Speech out
     tts_engine: str = "piper"
-    tts_voice: str = "en_US-joe-medium"  # packaged; or a path to a Piper .onnx voice
+    tts_voice: str = "en_US-joe-medium"  # packaged; or a path to a Piper .onnx voice; coqui: MODEL[:SPEAKER]
+    tts_speaker_wav: str = ""  # coqui: a reference recording whose voice a cloning model (XTTS v2) speaks in
+    tts_language: str = ""  # coqui: a multilingual model's language ("": the setting 'language', else en)
     # Email
     from_address: str = "Kestrel Bank Support <support@kestrel.example>"
     own_addresses: str = ""  # the mailbox's other addresses, comma-separated: mail from them is a loop, never answered

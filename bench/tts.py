@@ -1,15 +1,19 @@
-"""TTS benchmark: time to first audio, real-time factor and the Whisper round trip, for each engine.
+"""TTS benchmark: time to first audio, real-time factor and the Whisper round trip, both engines side by side.
 
     python bench/tts.py [--engines piper,coqui] [--coqui-voice MODEL[:SPEAKER]] [--runs 5] [--no-round-trip]
                         [--json FILE]
 
-Each engine speaks the same three-sentence customer-service replies (amounts, dates, references, phone
-numbers, abbreviations) with its model already loaded. Time to first audio is the wait for the first
-chunk of ``stream(reply)``; the real-time factor is synthesis time over audio duration for whole replies.
-Figures are medians over ``--runs`` runs of every reply. The round trip transcribes each reply with the
-default recogniser (faster-whisper, packaged Whisper base) and reports the WER after both sides are put
-in spoken form by ``channels.speech_text`` (so "£25.50" and "25 pounds 50" compare equal). The machine's
-load average is printed with the figures: timings taken beside other work are not comparable.
+Each engine speaks the same customer-service replies, full of amounts in several currencies, dates,
+references, phone numbers and abbreviations, with its model already loaded. Time to first audio is the
+wait for the first chunk of ``stream(reply)``; the real-time factor is synthesis time over audio duration
+for whole replies. Figures are medians over ``--runs`` runs of every reply. The round trip transcribes
+each reply with the default recogniser (faster-whisper, packaged Whisper base) and reports the WER after
+both sides are put in spoken form by ``channels.speech_text`` (so "£25.50" heard back as "25 pounds and
+50 pence" counts as right). Without ``--coqui-voice``, Coqui speaks a VITS of the released LJSpeech
+architecture with random weights (bench/random_vits.py): its words are noise, so it has no round trip, and
+its durations are far shorter than speech, so its real-time factor overstates the cost of a trained
+voice's; the median synthesis time of a whole reply (the same text for both engines) is printed beside it. The machine's load average is printed with the figures: timings taken beside
+other work are not comparable.
 """
 from __future__ import annotations
 
@@ -31,6 +35,12 @@ REPLIES = [
     "up to 7 days, e.g. at hotels. You can call us on 0800 555 0199 at any time.",
     "Your case reference is KB-48213. The exchange fee is 2.5% and the daily limit is $3,000. We aim to "
     "reply within 10 working days, approx. 2 weeks.",
+    "Your refund of €42.90 was approved on 5 March. The fee of $19.99 taken on 2026-01-05 will be returned "
+    "by Friday, under reference RF-20931.",
+    "We charged CHF 1,250.75 and £3.05 to your card ending in 7719 on 14/02/2026. Please call us on "
+    "020 7946 0018 about case KB-55102.",
+    "The transfer of ₹45,000 and A$260.40 left on the 3rd of March. The fee of 7.10 PLN for order 771234 was "
+    "refunded on 9 April, and C$15.25 will follow.",
 ]
 
 
@@ -54,7 +64,7 @@ def bench_engine(name: str, voice: str | None, runs: int, round_trip) -> dict:
         return {"engine": name, "error": str(exc)}
     load_s = time.perf_counter() - started
     engine.synthesize("Hello.")  # the first call builds the runtime's graph: not part of any reply's wait
-    first, rtf, audio_s = [], [], 0.0
+    first, rtf, took, audio_s = [], [], [], 0.0
     for _ in range(runs):
         for reply in REPLIES:
             started = time.perf_counter()
@@ -65,10 +75,12 @@ def bench_engine(name: str, voice: str | None, runs: int, round_trip) -> dict:
             elapsed = time.perf_counter() - started
             duration = sum(map(len, pieces)) / engine.sample_rate
             rtf.append(elapsed / duration)
+            took.append(elapsed)
             audio_s += duration
     result = {"engine": name, "voice": settings.tts_voice, "sample_rate": engine.sample_rate,
               "load_s": round(load_s, 2), "first_audio_s": round(statistics.median(first), 3),
               "first_audio_max_s": round(max(first), 3), "real_time_factor": round(statistics.median(rtf), 3),
+              "reply_synthesis_s": round(statistics.median(took), 3),
               "audio_s": round(audio_s, 1)}
     if round_trip is not None:
         result.update(round_trip(engine))
@@ -98,8 +110,9 @@ def whisper_round_trip():
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--engines", default="piper,coqui")
-    p.add_argument("--coqui-voice", default="tts_models/en/ljspeech/vits",
-                   help="a Coqui model name (downloaded by Coqui when online) or a checkpoint")
+    p.add_argument("--coqui-voice", default="",
+                   help="a Coqui model name (downloaded by Coqui when online) or a checkpoint (default: a VITS "
+                   "with random weights, for speed only)")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--no-round-trip", dest="round_trip", action="store_false")
     p.add_argument("--json", help="also write the results here")
@@ -107,13 +120,41 @@ def main() -> None:
     round_trip = whisper_round_trip() if args.round_trip else None
     results = []
     for name in args.engines.split(","):
-        result = bench_engine(name, args.coqui_voice if name == "coqui" else None, args.runs, round_trip)
+        voice, trip = None, round_trip
+        if name == "coqui":
+            voice = args.coqui_voice or random_voice()
+            trip = round_trip if args.coqui_voice else None  # random weights say no words
+        result = bench_engine(name, voice, args.runs, trip)
         result["load_average"] = [round(x, 1) for x in os.getloadavg()]
         result["cpus"] = os.cpu_count()
         print(json.dumps(result), flush=True)
         results.append(result)
+    print_side_by_side(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def random_voice() -> str:
+    """A VITS of the released LJSpeech architecture with random weights, written where it is forgotten."""
+    import tempfile
+
+    from random_vits import write_random_vits  # beside this script
+
+    return str(write_random_vits(Path(tempfile.mkdtemp(prefix="random-vits-")) / "voice"))
+
+
+def print_side_by_side(results: list[dict]) -> None:
+    rows = [("engine", "engine"), ("rate (Hz)", "sample_rate"), ("load (s)", "load_s"),
+            ("first audio (s)", "first_audio_s"), ("first audio max (s)", "first_audio_max_s"),
+            ("real-time factor", "real_time_factor"), ("reply synthesis (s)", "reply_synthesis_s"),
+            ("audio made (s)", "audio_s"),
+            ("round-trip WER", "round_trip_wer"), ("load average", "load_average")]
+    print("", file=sys.stderr)
+    for label, key in rows:
+        print(f"{label:<20}" + "".join(f"{str(r.get(key, '-')):>22}" for r in results), file=sys.stderr)
+    for r in results:
+        if "error" in r:
+            print(f"{r['engine']}: {r['error']}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,8 @@ def cmd_speak(args, settings):
 
     text = _text_arg(args)
     started = time.perf_counter()
-    engine = tts.load_engine(settings.replace(tts_engine=args.engine, tts_voice=args.voice))
+    engine = tts.load_engine(settings.replace(tts_engine=args.engine, tts_voice=args.voice,
+                                              tts_speaker_wav=args.speaker_wav, tts_language=args.language))
     loaded = time.perf_counter()
     chunks, first = [], None
     for chunk in engine.stream(text):  # sentence by sentence, as a caller playing it would receive it
@@ -370,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", help="piper or coqui (default: setting 'tts_engine')")
     s.add_argument("--voice", help="piper: en_US-joe-medium (packaged) or a .onnx voice; coqui: MODEL[:SPEAKER], "
                    "a model name or a checkpoint (default: setting 'tts_voice')")
+    s.add_argument("--speaker-wav", help="coqui, a cloning model (XTTS v2): a recording of the voice to speak in "
+                   "(default: setting 'tts_speaker_wav')")
+    s.add_argument("--language", help="coqui, a multilingual model: the language to speak, e.g. en, de, zh-cn "
+                   "(default: setting 'tts_language', else 'language')")
     s.add_argument("--format", choices=("wav", "telephone", "telephone-pcm"), default="wav",
                    help="wav: 16-bit at the voice's rate, -16 LUFS; telephone: 8 kHz mu-law WAV, -19 LUFS; "
                    "telephone-pcm: 8 kHz 16-bit WAV, -19 LUFS")

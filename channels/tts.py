@@ -108,90 +108,13 @@ class PiperEngine(Speaker):
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
-class CoquiEngine(Speaker):
-    """Coqui TTS (the maintained ``coqui-tts`` fork): a model name, or a local checkpoint.
+def coqui_engine(settings: Settings, deterministic: bool = False) -> Speaker:
+    from .coqui_tts import CoquiEngine  # a Speaker too: imported here, after this module
 
-    ``tts_voice`` is ``MODEL`` or ``MODEL:SPEAKER``: MODEL a Coqui model name (downloaded by Coqui when
-    online) or a checkpoint (a ``.pth`` file with ``config.json`` beside it, or their directory);
-    SPEAKER picks a voice of a multi-speaker model (default: its first).
-    """
-
-    name = "coqui"
-
-    def __init__(self, settings: Settings, deterministic: bool = False):
-        tts_class = _import_coqui()
-        model, speaker = _coqui_voice(settings.tts_voice)
-        path = Path(model).expanduser()
-        try:
-            if path.exists():
-                checkpoint, config = _coqui_checkpoint(path)
-                self.tts = tts_class(model_path=str(checkpoint), config_path=str(config), progress_bar=False)
-            else:
-                self.tts = tts_class(model_name=model, progress_bar=False)
-        except AgentError:
-            raise
-        except Exception as exc:  # Coqui raises anything from KeyError to OSError for a bad model
-            raise AgentError(f"Coqui model '{model}' could not be loaded ({type(exc).__name__}: "
-                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'})") from None
-        speakers = self.tts.speakers or []
-        if speaker and speaker not in speakers:
-            raise AgentError(f"Coqui model '{model}' has no speaker '{speaker}' "
-                             f"({'speakers: ' + ', '.join(speakers[:10]) if speakers else 'it has one voice'})")
-        self.speaker = speaker or (speakers[0] if speakers else None)
-        self.language = "en" if self.tts.is_multi_lingual else None
-        self.sample_rate = int(self.tts.synthesizer.output_sample_rate)
-        self.deterministic = deterministic
-
-    def _speak(self, sentence: str) -> np.ndarray:
-        import torch
-
-        if self.deterministic:
-            torch.manual_seed(0)  # VITS samples its noise from torch's generator
-        with torch.inference_mode():
-            wav = self.tts.tts(sentence, speaker=self.speaker, language=self.language, split_sentences=False)
-        return np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    return CoquiEngine(settings, deterministic=deterministic)
 
 
-def _import_coqui():
-    try:
-        from TTS.api import TTS
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] != "TTS":
-            raise AgentError(f"Coqui TTS is installed but cannot be imported: it needs the module '{exc.name}' "
-                             f"(pip install 'support-agent[coqui]'; see README, Speech out)") from None
-        raise AgentError("the coqui engine needs Coqui TTS, which is not installed: "
-                         "pip install 'support-agent[coqui]' (see README, Speech out)") from None
-    except (ImportError, OSError) as exc:  # e.g. no torchaudio, or one built for another torch or for CUDA
-        detail = " ".join(str(exc).split())[:160]
-        raise AgentError(f"Coqui TTS is installed but cannot be imported ({type(exc).__name__}: {detail}); "
-                         f"it needs a torchaudio build matching the installed torch (see README, Speech out)") from None
-    return TTS
-
-
-def _coqui_voice(voice: str) -> tuple[str, str | None]:
-    if voice in store.JOE_VOICE_NAMES:
-        raise AgentError("the coqui engine needs a Coqui model: --voice MODEL[:SPEAKER], e.g. "
-                         "tts_models/en/vctk/vits:p225, or the path of a checkpoint")
-    if Path(voice).expanduser().exists() or ":" not in voice:
-        return voice, None
-    model, _, speaker = voice.rpartition(":")
-    return model, speaker or None
-
-
-def _coqui_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(checkpoint, config.json) of a checkpoint file or of the directory that holds one."""
-    folder = path if path.is_dir() else path.parent
-    config = folder / "config.json"
-    checkpoints = [path] if path.is_file() else \
-        sorted(folder.glob("*.pth"), key=lambda p: (p.name not in ("model.pth", "best_model.pth"), p.name))
-    if not checkpoints:
-        raise AgentError(f"Coqui checkpoint {path}: no .pth file there")
-    if not config.is_file():
-        raise AgentError(f"Coqui checkpoint {checkpoints[0]} has no config.json beside it")
-    return checkpoints[0], config
-
-
-ENGINES = {PiperEngine.name: PiperEngine, CoquiEngine.name: CoquiEngine}
+ENGINES = {PiperEngine.name: PiperEngine, "coqui": coqui_engine}
 
 
 def load_engine(settings: Settings, deterministic: bool = False) -> Speaker:
@@ -252,6 +175,14 @@ def normalise_loudness(samples: np.ndarray, rate: int, target: Loudness) -> np.n
     return out
 
 
+def without_dc(samples: np.ndarray, rate: int, cutoff_hz: float = 40.0) -> np.ndarray:
+    """``samples`` through a gentle high-pass below the voice's range: a DC offset (which some voices have)
+    is inaudible but takes headroom, so the limiter would hold the speech down to keep it under the ceiling."""
+    from scipy.signal import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(2, cutoff_hz, "highpass", fs=rate, output="sos"), samples).astype(np.float32)
+
+
 def export(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: str = "wav") -> tuple[Path, int]:
     """Write ``samples`` in format ``fmt`` (see FORMATS), loudness-normalised; returns (path, rate)."""
     try:
@@ -259,7 +190,8 @@ def export(path: str | Path, samples: np.ndarray, sample_rate: int, fmt: str = "
     except KeyError:
         raise AgentError(f"unknown audio format '{fmt}' (available: {', '.join(FORMATS)})") from None
     rate = spec.rate or sample_rate
-    samples = normalise_loudness(audio.resample(samples, sample_rate, rate), rate, spec.loudness)
+    samples = normalise_loudness(audio.resample(without_dc(samples, sample_rate), sample_rate, rate), rate,
+                                 spec.loudness)
     if spec.codec == "pcm_s16le":
         return audio.write_wav(path, samples, rate), rate
     return audio.encode(path, samples, rate, codec=spec.codec), rate

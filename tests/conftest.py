@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import re
 import shutil
@@ -78,6 +79,32 @@ def piper(settings):
     from channels.tts import PiperEngine
 
     return PiperEngine(settings, deterministic=True)
+
+
+@pytest.fixture(scope="session")
+def coqui_vits(tmp_path_factory) -> Path:
+    """A small Coqui VITS with random weights, saved as Coqui's trainer saves a checkpoint (bench/random_vits.py).
+
+    The default install has Coqui TTS; the small one (TORCH_BUILD=cpu) has no torchaudio, so there these
+    tests are skipped, and in CI, which runs the default install, they fail instead."""
+    try:
+        import TTS.api  # noqa: F401
+    except Exception as exc:  # ImportError, or OSError for a torchaudio that cannot load beside this torch
+        reason = f"Coqui TTS cannot be imported ({type(exc).__name__}: {exc})"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    # Loaded from its file: with bench/ on sys.path, bench/demo.py would stand in for the demo.
+    spec = importlib.util.spec_from_file_location("random_vits", REPO / "bench" / "random_vits.py")
+    random_vits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(random_vits)
+    return random_vits.write_random_vits(tmp_path_factory.mktemp("coqui") / "random-vits", small=True)
+
+
+@pytest.fixture(scope="session")
+def coqui(settings, coqui_vits):
+    """The Coqui engine on that checkpoint, loaded as a downloaded voice is (deterministic noise)."""
+    from channels.tts import load_engine
+
+    return load_engine(settings.replace(tts_engine="coqui", tts_voice=str(coqui_vits)), deterministic=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Speech out: text read as a person would say it, sentence streaming, telephone-ready files, bad input,
 and the round trip (the packaged voice speaks, the default Whisper base hears it back)."""
 import json
-import sys
 import time
 import wave
 
@@ -25,11 +24,13 @@ REPLIES = [
     "The exchange fee is 2.5% and the daily limit is $3,000.",
     "Email support@kestrel.example if you have any questions about your statement.",
     "Your transfer of €40 on 2026-01-05 at 17:05 is pending, i.e. not yet complete.",
+    "Your refund of €42.90 was approved, and the fee of $19.99 will be returned by Friday.",
 ]
 
 
 @pytest.mark.parametrize("text, spoken", [
-    ("Your refund of £25.50 is on its way.", "Your refund of twenty-five pounds fifty is on its way."),
+    ("Your refund of £25.50 is on its way.", "Your refund of twenty-five point five zero pounds is on its way."),
+    ("Refund of 42.90 euros and £3.05.", "Refund of forty-two point nine zero euros and three point zero five pounds."),
     ("A fee of £0.50, then $1 and 12 CHF.", "A fee of fifty pence, then one dollar and twelve Swiss francs."),
     ("We saw £1,200 and £2k.", "We saw one thousand two hundred pounds and two thousand pounds."),
     ("For order 48213.", "For order four eight two one three."),
@@ -40,7 +41,8 @@ REPLIES = [
     ("Sent on the 3rd March.", "Sent on the third of March."),
     ("I rang on Thursday 6 March.", "I rang on Thursday the sixth of March."),
     ("Call oh two oh seven nine four six oh one one eight.", "Call oh two oh seven nine four six oh one one eight."),
-    ("You were charged AUD 150.25.", "You were charged one hundred and fifty Australian dollars twenty-five."),
+    ("$15.25 Canadian dollars, $7 zloty.", "fifteen point two five Canadian dollars, seven zloty."),  # as Whisper writes
+    ("You were charged AUD 150.25.", "You were charged one hundred and fifty point two five Australian dollars."),
     ("Due 2026-01-05.", "Due the fifth of January twenty twenty-six."),
     ("Call 0800 555 0199.", "Call zero eight zero zero, five five five, zero one nine nine."),
     ("Write to a.b@x.com today.", "Write to a dot b at x dot com today."),
@@ -59,6 +61,20 @@ REPLIES = [
 ])
 def test_text_is_prepared_as_a_person_would_say_it(text, spoken):
     assert prepare(text) == spoken
+
+
+def test_every_currency_the_detector_knows_is_spoken():
+    from agent.entities import CURRENCY_CODES, CURRENCY_SYMBOLS, CURRENCY_WORDS
+    from channels.speech_text import MONEY
+
+    written = [f"{symbol}42.90" for symbol in CURRENCY_SYMBOLS] + [f"42.90 {code}" for code in CURRENCY_CODES] \
+        + [f"42.90 {word}" for word in CURRENCY_WORDS if word not in ("quid", "bucks")]
+    codes = set(CURRENCY_SYMBOLS.values()) | set(CURRENCY_WORDS.values()) | set(CURRENCY_CODES)
+    for text in written:
+        spoken = prepare(f"A refund of {text} today.")
+        assert spoken.startswith("A refund of forty-two point nine zero ") and spoken.endswith(" today."), spoken
+        assert any(f" {MONEY[code][1]} today." in spoken for code in codes), spoken
+    assert prepare("£1 and 1 CHF, $0.01 and 2 CAD.") == "one pound and one Swiss franc, one cent and two Canadian dollars."
 
 
 def test_dates_follow_the_locale():
@@ -183,7 +199,7 @@ def normalised(text):
 
 
 # What must come back exactly: amounts, references, card endings, dates, phone numbers, in spoken form.
-KEYS = ["twenty five pounds fifty", "four eight two one three", "twelfth of march twenty twenty six",
+KEYS = ["twenty five point five zero pounds", "forty two point nine zero euros", "four eight two one three", "twelfth of march twenty twenty six",
         "one thousand two hundred pounds", "four three two one", "three thousand dollars",
         "zero eight zero zero five five five zero one nine nine", "two point five percent", "fifth of january"]
 
@@ -227,27 +243,3 @@ def test_speak_command_errors_are_one_line(tmp_path, args, message):
     line = one_line_error(run_cli("speak", *args, "--out", str(tmp_path / "x.wav")))
     assert line.startswith("support-agent: error:") and message in line
     assert not (tmp_path / "x.wav").exists()
-
-
-def test_coqui_engine_without_coqui_installed_says_what_to_install(settings, monkeypatch):
-    monkeypatch.setitem(sys.modules, "TTS", None)  # as if coqui-tts were not installed
-    with pytest.raises(AgentError, match=r"not installed: pip install 'support-agent\[coqui\]'"):
-        tts.load_engine(settings.replace(tts_engine="coqui", tts_voice="tts_models/en/vctk/vits:p225"))
-
-
-def test_coqui_voice_names_and_checkpoints(tmp_path):
-    assert tts._coqui_voice("tts_models/en/vctk/vits:p225") == ("tts_models/en/vctk/vits", "p225")
-    assert tts._coqui_voice("tts_models/en/ljspeech/vits") == ("tts_models/en/ljspeech/vits", None)
-    with pytest.raises(AgentError, match="needs a Coqui model"):
-        tts._coqui_voice("en_US-joe-medium")
-    folder = tmp_path / "run:1"  # a path is taken whole, even with a colon in it
-    folder.mkdir()
-    assert tts._coqui_voice(str(folder)) == (str(folder), None)
-    with pytest.raises(AgentError, match="no .pth file"):
-        tts._coqui_checkpoint(folder)
-    (folder / "checkpoint_100.pth").write_bytes(b"")
-    (folder / "best_model.pth").write_bytes(b"")
-    with pytest.raises(AgentError, match="no config.json beside it"):
-        tts._coqui_checkpoint(folder)
-    (folder / "config.json").write_text("{}")
-    assert tts._coqui_checkpoint(folder) == (folder / "best_model.pth", folder / "config.json")
