@@ -162,6 +162,15 @@ class _Speech:
         inside = sum(max(0.0, min(b, c["end"]) - max(a, c["start"])) for c in self.chunks if c.get("confirmed", True))
         return inside >= 0.5 * (b - a)
 
+    def span(self, start: float, end: float) -> tuple[float, float]:
+        """A word's bounds in the joined speech to the original audio: a word Whisper placed across the
+        joint of two chunks ends where its first chunk does, not after the silence between them."""
+        a, b = self.original(start), self.original(end, is_end=True)
+        if b - a > end - start + 1e-3:
+            chunk = next(c for c in reversed(self.chunks) if c["start"] <= a * SAMPLE_RATE + 1)
+            b = chunk["end"] / SAMPLE_RATE
+        return a, max(a, b)
+
     def original(self, t: float, is_end: bool = False) -> float:
         """Seconds in the joined speech to seconds in the original audio."""
         if not self.chunks:
@@ -463,7 +472,7 @@ def _timed(r: _Recognised, speech: _Speech, shift: float, base: float) -> list[S
     def original(t: float, is_end: bool = False) -> float:
         return speech.original(max(t - shift, 0.0), is_end)
 
-    words = [Word(original(w[0]), max(original(w[1], True), original(w[0])), w[2], round(float(w[3]), 3))
+    words = [Word(*speech.span(max(w[0] - shift, 0.0), max(w[1] - shift, 0.0)), w[2], round(float(w[3]), 3))
              for w in r.words if w[2].strip()]
     if not words:  # no word came with a time: the segment's own bounds
         words = [Word(original(r.start), original(r.end, True), " " + r.text, 1.0)]

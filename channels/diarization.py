@@ -24,6 +24,7 @@ from . import engine_class
 GREETINGS = ("thank you for calling", "thanks for calling", "how can i help", "how may i help", "welcome to",
              "you're through to", "you are through to", "you're speaking to", "you are speaking to", "speaking",
              "how can we help")
+ENGINES = ("resemblyzer", "pyannote")
 SPEECH_GAP_S = 0.3  # words closer than this are one stretch of speech for the engine
 GREETING_WORDS = 40  # how far into a speaker's words the greeting is looked for
 
@@ -45,6 +46,7 @@ class Options:
     def from_settings(cls, settings: Settings) -> "Options":
         from agent.types import AgentError
 
+        engine_class(dict.fromkeys(ENGINES), settings.diarization_engine, "diarization")  # fails before any model loads
         if settings.diarization_agent not in ("greeting", "first"):
             raise AgentError(f"setting 'diarization_agent' is 'greeting' or 'first', not "
                              f"'{settings.diarization_agent}'")
@@ -75,15 +77,14 @@ def _business_name(settings: Settings) -> str:
         return ""
 
 
-def _engines() -> dict:
-    from .diarize_pyannote import PyannoteDiarizer
-    from .diarize_resemblyzer import ResemblyzerDiarizer
-
-    return {ResemblyzerDiarizer.name: ResemblyzerDiarizer, PyannoteDiarizer.name: PyannoteDiarizer}
-
-
 def load_engine(settings: Settings) -> Diarizer:
-    return engine_class(_engines(), settings.diarization_engine, "diarization")(settings)
+    """The engine named by ``diarization_engine``; its module (and torch) is imported only now."""
+    engine_class(dict.fromkeys(ENGINES), settings.diarization_engine, "diarization")  # an unknown name: one line
+    if settings.diarization_engine == "pyannote":
+        from .diarize_pyannote import PyannoteDiarizer as engine
+    else:
+        from .diarize_resemblyzer import ResemblyzerDiarizer as engine
+    return engine(settings)
 
 
 def speech_spans(segments) -> list[tuple[float, float]]:
