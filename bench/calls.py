@@ -10,6 +10,7 @@ written as stereo (one party per channel, customer left) and mixed to mono.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import wave
@@ -144,9 +145,71 @@ SCRIPTS = {
 }
 
 
+def _pauses(n: int) -> list[float]:
+    return [0.0] + [0.5 + 0.1 * (i % 4) for i in range(1, n)]  # 0.5 to 0.8 s between turns
+
+
 def test_calls(piper, names=None) -> list[Call]:
     """The scripted calls (all, or ``names``), spoken: the agent by espeak-ng, the customer by Piper."""
     voices = {"agent": espeak, "customer": piper_voice(piper)}
-    return [build(name, script, voices, pauses=[0.0] + [0.5 + 0.1 * (i % 4) for i in range(1, len(script))],
-                  references=refs, amounts=amounts)
+    return [build(name, script, voices, pauses=_pauses(len(script)), references=refs, amounts=amounts)
             for name, (script, refs, amounts) in SCRIPTS.items() if names is None or name in names]
+
+
+def long_call(piper, seconds: float = 60.0) -> Call:
+    """One call of about ``seconds``: the scripts' turns one after another, as long as they fit."""
+    script, refs, amounts, said = [], [], [], 0.0
+    for turns, r, a in SCRIPTS.values():
+        for speaker, text in turns:
+            said += 0.065 * len(text) + 0.65  # about what a turn and its pause take
+            if said > seconds - 1:
+                break
+            script.append((speaker, text))
+        else:
+            refs, amounts = refs + r, amounts + a
+    call = build("long", script, {"agent": espeak, "customer": piper_voice(piper)}, pauses=_pauses(len(script)))
+    call.stereo = np.pad(call.stereo, ((0, 0), (0, max(int(seconds * audio.SAMPLE_RATE) - call.stereo.shape[1], 0))))
+    call.references = [r for r in refs if any(r in t.text.replace(" ", "") for t in call.turns)]
+    call.amounts = amounts
+    return call
+
+
+# Scoring a transcript of a call against its script ---------------------------------------------------------
+
+def der(call: Call, segments) -> float:
+    """Diarization error rate of ``segments`` (start, end, speaker) with a 0.25 s collar, as pyannote.metrics
+    computes it (a segment with no speaker counts as a speaker of its own)."""
+    from pyannote.core import Annotation
+    from pyannote.core import Segment as Span
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    reference, hypothesis = Annotation(), Annotation()
+    for t in call.turns:
+        reference[Span(t.start, t.end)] = t.speaker
+    for s in segments:
+        hypothesis[Span(s.start, s.end)] = s.speaker or "nobody"
+    return float(DiarizationErrorRate(collar=0.25)(reference, hypothesis, uem=_extent(call)))
+
+
+def _extent(call: Call):
+    from pyannote.core import Segment as Span
+    from pyannote.core import Timeline
+
+    return Timeline([Span(0.0, call.duration_s)])
+
+
+def turn_order(call: Call, turns: list[dict]) -> tuple[bool, float]:
+    """Whether the speakers' turns come in the script's order, and the largest error of a turn's start."""
+    right = [t["speaker"] for t in turns] == [t.speaker for t in call.turns]
+    return right, max((abs(a["start"] - b.start) for a, b in zip(turns, call.turns)), default=float("inf"))
+
+
+def said_exactly(call: Call, text: str) -> tuple[int, int]:
+    """How many of the call's references (as digits) and amounts (as agent.entities reads them) ``text``
+    holds exactly, and how many there are."""
+    from agent.entities import extract
+
+    amounts = [e.value for e in extract(text) if e.kind == "amount"]
+    found = sum(bool(re.search(rf"(?<![\d-]){r}(?![\d-])", text)) for r in call.references)
+    found += sum(a in amounts for a in call.amounts)
+    return found, len(call.references) + len(call.amounts)

@@ -5,10 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from pyannote.core import Annotation
-from pyannote.core import Segment as Span
-from pyannote.metrics.diarization import DiarizationErrorRate
-
 from agent.entities import extract
 from agent.types import AgentError
 from bench import calls
@@ -29,16 +25,6 @@ def heard(recogniser, two_party):
             for name, call in two_party.items() for kind in ("stereo", "mono")}
 
 
-def der(call, transcript) -> float:
-    """Diarization error rate with a 0.25 s collar, as pyannote.metrics computes it."""
-    reference, hypothesis = Annotation(), Annotation()
-    for t in call.turns:
-        reference[Span(t.start, t.end)] = t.speaker
-    for s in transcript.segments:
-        hypothesis[Span(s.start, s.end)] = s.speaker or "nobody"
-    return DiarizationErrorRate(collar=0.25)(reference, hypothesis)
-
-
 @pytest.mark.parametrize("name", ["card", "charged_twice"])
 @pytest.mark.parametrize("kind", ["stereo", "mono"])
 def test_turns_come_in_true_order_at_the_right_times(two_party, heard, name, kind):
@@ -49,7 +35,7 @@ def test_turns_come_in_true_order_at_the_right_times(two_party, heard, name, kin
     for got, want in zip(turns, call.turns):
         assert wer(want.text, got["text"]) <= 0.25, (want.text, got["text"])
     assert all(0 <= s.start < s.end <= transcript.duration_s for s in transcript.segments)
-    assert der(call, transcript) <= 0.05
+    assert calls.der(call, transcript.segments) <= 0.05
 
 
 @pytest.mark.parametrize("name", ["card", "charged_twice"])
@@ -141,3 +127,14 @@ def test_cli_words_and_speakers(two_party, tmp_path, cache_dir):
     line = json.loads(proc.stdout)
     assert {s["speaker"] for s in line["segments"]} == {None} and "words" not in line["segments"][0]
     assert "at least 1 speaker" in one_line_error(run_cli("transcribe", str(mono), "--speakers", "0", env=env))
+
+
+def test_the_encoder_sees_the_mel_spectrogram_it_was_trained_on():
+    """The numpy mel spectrogram is librosa's (which Resemblyzer's training used), to float precision."""
+    import librosa
+
+    from channels import diarize_resemblyzer
+
+    x = np.random.default_rng(0).standard_normal(3 * audio.SAMPLE_RATE).astype(np.float32) * 0.1
+    expected = librosa.feature.melspectrogram(y=x, sr=audio.SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=40).T
+    np.testing.assert_allclose(diarize_resemblyzer._mel(x), expected, rtol=1e-4, atol=1e-6)
