@@ -173,7 +173,8 @@ def build(work: Path, n_sentences: int, n_clips: int, call_s: float, snr_db: flo
 
 def raw_text(transcript) -> str:
     """Whisper's own words, before numbers are written as said."""
-    return " ".join("".join(w.word for w in s.words).strip() for s in transcript.segments)
+    return " ".join("".join(w.word for w in s.words).strip() if getattr(s, "words", None) else s.text
+                    for s in transcript.segments)
 
 
 def two_party(engine, work: Path, refs: dict) -> dict:

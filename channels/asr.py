@@ -527,17 +527,20 @@ def _snap(segments: list[Segment], buf: np.ndarray, base: float) -> None:
     energy = 10 * np.log10(np.mean(buf[:n * SNAP_FRAME].reshape(n, -1).astype(np.float64) ** 2, axis=1) + 1e-12)
     audible = energy > max(np.percentile(energy, 10) + AUDIBLE_DB, AUDIBLE_DBFS)
     rate = SAMPLE_RATE / SNAP_FRAME
+
+    def heard(a: float, b: float) -> np.ndarray:
+        """The start times of the audible frames between ``a`` and ``b`` (the recording's timeline)."""
+        lo, hi = max(int((a - base) * rate), 0), max(int((b - base) * rate), 0)
+        return base + (lo + np.flatnonzero(audible[lo:hi])) / rate
+
     for i, s in enumerate(segments):
         before = segments[i - 1].end if i else base
         after = segments[i + 1].start if i + 1 < len(segments) else base + n / rate
-        first = s.words[0].end if s.words else s.end
-        lo, hi = int((max(s.start - SNAP_EARLY_S, before) - base) * rate), int((min(s.start + SNAP_LATE_S, first) - base) * rate)
-        on = np.flatnonzero(audible[max(lo, 0):max(hi, 0)])
-        last = s.words[-1].start if s.words else s.start
-        lo2, hi2 = int((max(s.end - SNAP_LATE_S, last) - base) * rate), int((min(s.end + SNAP_EARLY_S, after) - base) * rate)
-        off = np.flatnonzero(audible[max(lo2, 0):max(hi2, 0)])
-        start = round(float(base + (max(lo, 0) + on[0]) / rate), 2) if on.size else s.start
-        end = round(float(base + (max(lo2, 0) + off[-1] + 1) / rate), 2) if off.size else s.end
+        first_end, last_start = (s.words[0].end, s.words[-1].start) if s.words else (s.end, s.start)
+        on = heard(max(s.start - SNAP_EARLY_S, before), min(s.start + SNAP_LATE_S, first_end))
+        off = heard(max(s.end - SNAP_LATE_S, last_start), min(s.end + SNAP_EARLY_S, after))
+        start = round(float(on[0]), 2) if on.size else s.start
+        end = round(float(off[-1] + 1 / rate), 2) if off.size else s.end
         if end > start:
             s.start, s.end = start, end
             if s.words:

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.knowledge import KnowledgeBase
 from agent.settings import Settings
+from agent.types import AgentError
 
 from . import engine_class
 
@@ -44,8 +46,6 @@ class Options:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Options":
-        from agent.types import AgentError
-
         engine_class(dict.fromkeys(ENGINES), settings.diarization_engine, "diarization")  # fails before any model loads
         if settings.diarization_agent not in ("greeting", "first"):
             raise AgentError(f"setting 'diarization_agent' is 'greeting' or 'first', not "
@@ -68,9 +68,6 @@ class Diarizer:
 
 
 def _business_name(settings: Settings) -> str:
-    from agent.knowledge import KnowledgeBase
-    from agent.types import AgentError
-
     try:
         return KnowledgeBase.load(settings.knowledge_base).business.get("name", "")
     except AgentError:  # a knowledge base that cannot be read leaves the first speaker as the agent

@@ -27,7 +27,10 @@ _WORDS = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel
           r"|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
           r"|hundred|thousand|and|a)")
 _COUNT = rf"(?:\d[\d,]*|{_WORDS}(?:[\s-]+{_WORDS})*)"
-_CENTS = r"(?:\d{1,2}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|one|two|three|four|five|six|seven|eight|nine)"
+_UNDER_100 = (r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[\s-]+(?:one|two|three|four|five|six|seven"
+              r"|eight|nine))?|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen"
+              r"|one|two|three|four|five|six|seven|eight|nine")
+_CENTS = rf"(?:\d{{1,2}}|{_UNDER_100})"
 # "42 pounds 50", "£42 and 50p", "twenty dollars and five cents"; not "5 pounds 2 weeks ago" (a count follows).
 _AMOUNT = re.compile(
     rf"(?P<sym>[£$€])?\b(?P<major>{_COUNT})\s*(?P<unit>{'|'.join(_MAJOR)})?(?:\s+and)?\s+(?P<minor>{_CENTS})"
