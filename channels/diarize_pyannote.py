@@ -26,6 +26,10 @@ class PyannoteDiarizer(Diarizer):
         except ImportError:
             raise AgentError("the pyannote diarization engine needs pyannote.audio: "
                              "pip install 'support-agent[pyannote]'") from None
+        except Exception as exc:  # installed but broken, e.g. a torchaudio built for another torch
+            raise AgentError(f"pyannote.audio could not be imported ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it needs a torchaudio "
+                             "matching the installed torch") from None
         model = settings.diarization_model or DEFAULT_PIPELINE
         try:
             self.pipeline = Pipeline.from_pretrained(model, token=os.environ.get("HF_TOKEN"))

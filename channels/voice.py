@@ -52,8 +52,11 @@ class VoiceChannel:
         return tts.load_engine(self.agent.settings)
 
     def warm_up(self) -> "VoiceChannel":
-        """Load the recogniser, the voice and the agent's models now rather than on the first call."""
+        """Load the recogniser (and its diarization engine), the voice and the agent's models now rather than
+        on the first call."""
         _ = self.recogniser, self.speaker
+        if self.recogniser.diarization.speakers > 1:
+            _ = self.recogniser.diarizer
         self.agent.warm_up()
         return self
 
