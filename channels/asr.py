@@ -484,7 +484,8 @@ def _timed(r: _Recognised, speech: _Speech, shift: float, base: float) -> list[S
             runs[-1].append(w)
     segments = []
     for run in runs:
-        heard = "".join(w.word for w in run).strip()
+        # Whisper's own text where the segment is whole: joined words can differ in spacing ("0800 -555")
+        heard = r.text if len(runs) == 1 else "".join(w.word for w in run).strip()
         start, end = run[0].start, run[-1].end
         if _invented(_Recognised(start, end, heard, r.avg_logprob, r.no_speech_prob), speech.confirmed(start, end)):
             continue

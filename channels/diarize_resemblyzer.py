@@ -35,6 +35,8 @@ SHORTEST = 80  # frames: windows shorter than this are labelled by the clusters,
 # on the test calls: one voice split in two 0.80-0.90 alike, gain 0.006-0.028; two voices 0.48-0.61 alike,
 # gain 0.08-0.13 (0.72-0.80 and 0.02-0.06 on telephone audio).
 SAME_VOICE, SPLIT_GAIN = 0.85, 0.02
+FEWEST_WINDOWS = 2  # a voice is told apart from 2.4 s of speech on; a cluster of one window is noise (a
+# 12 s telephone recording of one voice split 7 windows against 1, with a gain of 0.024)
 SHORTEST_RUN = 30  # frames: a speaker's run shorter than this inside one stretch of speech is its neighbour's
 ATTACH_GAP_S = 0.5  # a stretch too short to embed well joins a neighbour closer than this (see _attach_short)
 TARGET_DBFS = -30.0  # the encoder's training level; quieter audio is raised to it
@@ -175,8 +177,9 @@ def _clusters(vectors: np.ndarray, lengths: np.ndarray, speakers: int) -> np.nda
         labels = (usable @ centres.T).argmax(axis=1)
         centres = _unit(np.stack([usable[labels == c].mean(axis=0) if (labels == c).any() else centres[c]
                                   for c in range(k)]))
+    centres = centres[np.bincount(labels, minlength=k) >= FEWEST_WINDOWS]
     one = _unit(usable.mean(axis=0, keepdims=True))
-    if (usable @ centres.T).max(axis=1).mean() - (usable @ one.T).mean() < SPLIT_GAIN:
+    if len(centres) < 2 or (usable @ centres.T).max(axis=1).mean() - (usable @ one.T).mean() < SPLIT_GAIN:
         return one
     return _merge_alike(centres)
 
