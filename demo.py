@@ -143,8 +143,8 @@ def build(settings: Settings) -> gr.Blocks:
     # Call ----------------------------------------------------------------------------------------------
     def call_outputs(result):
         t, reply = result.transcript, result.reply
-        stereo = any(s.speaker for s in t.segments)
-        rows = ([[u["speaker"], u["start"], u["end"], u["text"]] for u in t.turns()] if stereo
+        parties = any(s.speaker for s in t.segments)  # a two-party call: stereo, or mono and diarized
+        rows = ([[u["speaker"], u["start"], u["end"], u["text"]] for u in t.turns()] if parties
                 else [["caller", s.start, s.end, s.text] for s in t.segments])
         timings = " · ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in result.timings.items())
         timings += f" · total {sum(result.timings.values()):.2f} s for {t.duration_s:.1f} s of audio"

@@ -27,6 +27,11 @@ class Settings:
     asr_compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
     asr_beam_size: int = 5
     asr_speakers: str = "customer,agent"  # who is on each channel of a stereo recording, left first
+    # Mono calls: who spoke when (channels/diarization.py)
+    diarization_engine: str = "resemblyzer"  # resemblyzer (packaged encoder) or pyannote (model-hub access)
+    diarization_model: str = ""  # pyannote: a pipeline id on the hub or a local copy ("" is its default)
+    diarization_speakers: int = 2  # speakers on a mono call; 1 turns diarization off
+    diarization_agent: str = "greeting"  # who is the agent: the one who greets with the business's name, or "first"
     language: str = "en"
     # Understanding
     encoder_model: str = "all-MiniLM-L6-v2"  # packaged; any HF encoder id or path

@@ -2,7 +2,7 @@
 
     python bench/asr.py [--models tiny.en,base] [--engines faster-whisper,openai-whisper] [--sentences 20]
                         [--beam-size 5] [--clips 100] [--clip-engines faster-whisper] [--call-s 60] [--snr-db 20]
-                        [--json FILE]
+                        [--two-party-engines faster-whisper,openai-whisper] [--json FILE]
 
 The bench builds its own spoken test set: customer-service sentences written here (many with amounts,
 dates, card digits and references), spoken by the packaged Piper voice (deterministic), in two variants:
@@ -10,7 +10,17 @@ dates, card digits and references), spoken by the packaged Piper voice (determin
 ``--snr-db`` (20 dB) against the speech, stored as mu-law WAV and decoded back, as a telephone recording
 arrives). Texts are compared
 after openai-whisper's English text normaliser, with jiwer; spoken-number errors are reported apart
-(the share of number words in the references not recognised exactly).
+(the share of number words in the references not recognised exactly). WER is given for the transcript
+(numbers written as said, ``channels/spoken_numbers.py``) and for Whisper's own words (``raw``). The
+references write what the voice says: "7 3 1 9" said digit by digit is the reference 7319.
+
+Two-party calls (``bench/calls.py``: the agent in espeak-ng's voice, the customer in Piper's, 0.5-0.8 s
+between turns, references and amounts said in words) are transcribed as stereo, mixed to mono, and mixed to
+mono over the telephone line: whether the turns come in the script's order, the largest error of a turn's
+start, the diarization error rate with a 0.25 s collar (pyannote.metrics), and how many of the references
+and amounts said come back exactly right, in the transcript and in Whisper's own words (before
+``spoken_numbers``). On a 60 s two-party mono call it times the diarization: the engine alone, and the
+whole transcription with diarization on and off, alternating (medians of 3).
 
 For each model and engine it reports WER, real-time factor (transcription time / audio time) and
 peak memory (each configuration runs in its own process, so the figure is that engine's), the time
@@ -27,11 +37,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import calls  # noqa: E402
 
 SENTENCES = [
     "Hello, I ordered a new card two weeks ago and it still has not arrived.",
@@ -86,6 +98,11 @@ SHORT = [  # short requests for the clip-throughput test (each under 3 s when sp
     "Order a virtual card.",
 ]
 
+# What the voice says differently from how it is written: the reference is the written form.
+WRITTEN = {"The transfer reference was 7 3 1 9 and it has not arrived.":
+           "The transfer reference was 7319 and it has not arrived.",
+           "There is a payment of 39 pounds 99 that I do not recognise at all.":
+           "There is a payment of £39.99 that I do not recognise at all."}
 CLIP_S = 3.0
 
 
@@ -124,8 +141,8 @@ def build(work: Path, n_sentences: int, n_clips: int, call_s: float, snr_db: flo
         clean = say(piper, text)
         np.save(work / f"clean-{i}.npy", clean)
         np.save(work / f"phone-{i}.npy", telephone(clean, rng, work, f"phone-{i}", snr_db))
-        refs["clean"].append(text)
-        refs["phone"].append(text)
+        refs["clean"].append(WRITTEN.get(text, text))
+        refs["phone"].append(WRITTEN.get(text, text))
     pieces, used, pause = [], 0, np.zeros(int(0.7 * SAMPLE_RATE), np.float32)
     for text in SENTENCES * 2:  # a one-minute call: sentences with pauses, silence to the end
         speech = say(piper, text)
@@ -133,7 +150,7 @@ def build(work: Path, n_sentences: int, n_clips: int, call_s: float, snr_db: flo
             break
         pieces += [speech, pause]
         used += speech.size + pause.size
-        refs["call"] += " " + text
+        refs["call"] += " " + WRITTEN.get(text, text)
     pieces.append(np.zeros(int(call_s * SAMPLE_RATE) - used, np.float32))
     np.save(work / "call.npy", np.concatenate(pieces))
     for i in range(n_clips):  # 3 s each: the phrase, then silence; every other one over the phone
@@ -144,8 +161,58 @@ def build(work: Path, n_sentences: int, n_clips: int, call_s: float, snr_db: flo
             clip = telephone(clip, rng, work, f"clip-{i}", snr_db)[: int(CLIP_S * SAMPLE_RATE)]
         np.save(work / f"clip-{i}.npy", clip)
         refs["clips"].append(text)
+    refs["two_party"] = []
+    for call in [*calls.test_calls(piper), calls.long_call(piper, call_s)]:
+        np.save(work / f"two-party-{call.name}.npy", call.stereo)
+        np.save(work / f"two-party-{call.name}-phone.npy", telephone(call.mono, rng, work, call.name, snr_db))
+        refs["two_party"].append({"name": call.name, "turns": [asdict(t) for t in call.turns],
+                                  "references": call.references, "amounts": call.amounts})
     (work / "refs.json").write_text(json.dumps(refs))
     return refs
+
+
+def raw_text(transcript) -> str:
+    """Whisper's own words, before numbers are written as said."""
+    return " ".join("".join(w.word for w in s.words).strip() if getattr(s, "words", None) else s.text
+                    for s in transcript.segments)
+
+
+def two_party(engine, work: Path, refs: dict) -> dict:
+    """Turn order, turn starts, DER and numbers said on the two-party calls; the time diarization takes."""
+    rows = []
+    for c in refs["two_party"]:
+        stereo = np.load(work / f"two-party-{c['name']}.npy")
+        call = calls.Call(c["name"], [calls.Turn(**t) for t in c["turns"]], stereo, c["references"], c["amounts"])
+        for variant, samples in (("stereo", stereo), ("mono", call.mono),
+                                 ("phone", np.load(work / f"two-party-{c['name']}-phone.npy"))):
+            t = engine.transcribe(samples)
+            order, start_error = calls.turn_order(call, t.turns())
+            rows.append({"call": call.name, "variant": variant, "order": order, "start_error": start_error,
+                         "der": calls.der(call, t.segments), "said": calls.said_exactly(call, t.text),
+                         "said_raw": calls.said_exactly(call, raw_text(t))})
+    return {"rows": rows, "timing": diarization_time(engine, np.load(work / "two-party-long.npy").sum(axis=0))}
+
+
+def diarization_time(engine, mono: np.ndarray) -> dict:
+    """Seconds the diarization of a two-party mono call takes: the engine alone, and the whole transcription
+    with and without it (alternating, medians of 3)."""
+    from channels import diarization
+
+    on, off, alone = [], [], []
+    options = engine.diarization
+    for _ in range(3):
+        for runs, speakers in ((on, options.speakers), (off, 1)):
+            engine.diarization = diarization.Options(speakers, options.agent, options.business)
+            started = time.perf_counter()
+            transcript = engine.transcribe(mono)
+            runs.append(time.perf_counter() - started)
+        spans = diarization.speech_spans(transcript.segments)
+        started = time.perf_counter()
+        engine.diarizer.turns(mono, spans, options.speakers)
+        alone.append(time.perf_counter() - started)
+    engine.diarization = options
+    return {"audio_s": mono.size / 16000, "on_s": float(np.median(on)), "off_s": float(np.median(off)),
+            "diarizer_s": float(np.median(alone))}
 
 
 def scores(refs: list[str], hyps: list[str]) -> dict:
@@ -189,9 +256,11 @@ def worker(config: dict) -> dict:
     for variant in ("clean", "phone"):
         clips = [np.load(work / f"{variant}-{i}.npy") for i in range(len(refs[variant]))]
         started = time.perf_counter()
-        hyps = [engine.transcribe(c).text for c in clips]
+        transcripts = [engine.transcribe(c) for c in clips]
         seconds = time.perf_counter() - started
+        hyps = [t.text for t in transcripts]
         result[variant] = {**scores(refs[variant], hyps), "seconds": seconds,
+                           "raw_wer": scores(refs[variant], [raw_text(t) for t in transcripts])["wer"],
                            "rtf": seconds / (sum(c.size for c in clips) / SAMPLE_RATE),
                            "errors": [(r, h) for r, h in zip(refs[variant], hyps) if r != h][:5]}
     call = np.load(work / "call.npy")
@@ -211,6 +280,8 @@ def worker(config: dict) -> dict:
         want = refs["clips"][:len(clips)]
         result["clips"] = {"n": len(clips), "single_s": single_s, "packed_s": packed_s,
                            "single": scores(want, single), "packed": scores(want, packed)}
+    if config["two_party"]:
+        result["two_party"] = two_party(engine, work, refs)
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -235,6 +306,9 @@ def report(results: list[dict], args) -> None:
         print(f"{r['model']:<8}{r['engine']:<16}{r['compute_type']:<9}{pct(c['wer']):>10}{pct(c['number_error']):>9}"
               f"{c['rtf']:>7.3f}{pct(p['wer']):>11}{pct(p['number_error']):>9}{p['rtf']:>7.3f}"
               f"{r['call']['seconds']:>10.1f}s{r['load_s']:>6.1f}s{r['peak_mb']:>9.0f}")
+    print("WER of Whisper's own words, before numbers are written as said: " + ", ".join(
+        f"{r['model']}/{r['engine']} clean {pct(r['clean']['raw_wer'])} phone {pct(r['phone']['raw_wer'])}"
+        for r in results))
     print(f"(numbers: share of {results[0]['clean']['numbers']} number words per variant not recognised exactly; "
           f"60 s call WER: " + ", ".join(f"{r['model']}/{r['engine']} {pct(r['call']['wer'])}" for r in results) + ")")
     by = {(r["model"], r["engine"]): r for r in results}
@@ -244,6 +318,7 @@ def report(results: list[dict], args) -> None:
             print(f"{model}: faster-whisper is {ow['clean']['seconds'] / fw['clean']['seconds']:.1f}x faster than "
                   f"openai-whisper on the clean sentences, {ow['call']['seconds'] / fw['call']['seconds']:.1f}x on "
                   f"the 60 s call (beam {args.beam_size}, same audio, same weights)")
+    report_two_party([r for r in results if "two_party" in r])
     rows = [r for r in results if "clips" in r]
     if rows:
         print(f"\n{'model':<8}{'engine':<16}{'clips':>6}{'one at a time':>15}{'packed':>10}{'speed-up':>10}"
@@ -253,6 +328,31 @@ def report(results: list[dict], args) -> None:
             print(f"{r['model']:<8}{r['engine']:<16}{k['n']:>6}{k['n'] / k['single_s']:>11.1f}/s  "
                   f"{k['n'] / k['packed_s']:>6.1f}/s{k['single_s'] / k['packed_s']:>9.1f}x"
                   f"{pct(k['single']['wer']):>9}{pct(k['packed']['wer']):>11}")
+
+
+def report_two_party(results: list[dict]) -> None:
+    if not results:
+        return
+    print(f"\nTwo-party calls ({len(results[0]['two_party']['rows']) // 3} calls: agent espeak-ng, customer Piper; "
+          "DER with a 0.25 s collar)")
+    print(f"{'model':<8}{'engine':<16}{'variant':<8}{'order right':>12}{'worst start':>12}{'DER median':>11}"
+          f"{'DER worst':>10}{'said right':>11}{'before':>8}")
+    for r in results:
+        for variant in ("stereo", "mono", "phone"):
+            rows = [x for x in r["two_party"]["rows"] if x["variant"] == variant]
+            said = [sum(x["said"][i] for x in rows) for i in (0, 1)]
+            before = sum(x["said_raw"][0] for x in rows)
+            print(f"{r['model']:<8}{r['engine']:<16}{variant:<8}{sum(x['order'] for x in rows):>7} of {len(rows):<2}"
+                  f"{max(x['start_error'] for x in rows):>11.2f}s{100 * np.median([x['der'] for x in rows]):>10.1f}%"
+                  f"{100 * max(x['der'] for x in rows):>9.1f}%{f'{said[0]} of {said[1]}':>11}{before:>8}")
+        wrong = [f"{x['call']}/{x['variant']} (DER {100 * x['der']:.1f}%, order {'right' if x['order'] else 'wrong'})"
+                 for x in r["two_party"]["rows"] if x["der"] > 0.05 or not x["order"]]
+        if wrong:
+            print("  over 5% DER or out of order: " + ", ".join(wrong))
+        t = r["two_party"]["timing"]
+        print(f"  {t['audio_s']:.0f} s two-party mono call: diarization engine {t['diarizer_s']:.2f} s "
+              f"(RTF +{t['diarizer_s'] / t['audio_s']:.3f}); transcription {t['on_s']:.2f} s with diarization, "
+              f"{t['off_s']:.2f} s without (RTF +{(t['on_s'] - t['off_s']) / t['audio_s']:.3f})")
 
 
 def main() -> None:
@@ -265,6 +365,8 @@ def main() -> None:
     p.add_argument("--clip-engines", default="faster-whisper", help="engines that run the clip test")
     p.add_argument("--call-s", type=float, default=60.0)
     p.add_argument("--snr-db", type=float, default=20.0, help="noise level of the telephone variant")
+    p.add_argument("--two-party-engines", default="faster-whisper,openai-whisper",
+                   help="engines that run the two-party calls ('': none)")
     p.add_argument("--cache-dir", help="where converted/joined models are kept (default: setting 'cache_dir')")
     p.add_argument("--json", help="also write every figure to this file")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -284,7 +386,8 @@ def main() -> None:
                 print(f"running {engine} {model} ...", file=sys.stderr)
                 results.append(run_worker({"work": tmp, "engine": engine, "model": model,
                                            "beam_size": args.beam_size, "cache_dir": args.cache_dir,
-                                           "clips": args.clips if engine in args.clip_engines.split(",") else 0}))
+                                           "clips": args.clips if engine in args.clip_engines.split(",") else 0,
+                                           "two_party": engine in args.two_party_engines.split(",")}))
     report(results, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

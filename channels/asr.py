@@ -19,10 +19,16 @@ Both share one front end, here, so that they see the same audio and return the s
 * Long recordings are decoded and recognised in windows of at most ``WINDOW_S`` seconds per channel,
   cut in a pause, so memory stays flat however long the recording is (an hour of 16 kHz float32 would
   be 230 MB of samples alone, and several times that in features).
+* Segment times bound the speech: Whisper aligns every word (its alignment heads), a segment starts at
+  its first word and ends at its last, and one that runs over a pause of ``PAUSE_S`` or more (a pause
+  VAD took out of the audio Whisper heard) is cut there. Segments carry their words (``Word``).
 * Stereo two-party recordings (one party per channel) are recognised per channel and merged in time
   order, each segment labelled with its speaker: channel 0 (left) is the customer and channel 1
   (right) the agent by default (``speakers``). Stereo files whose channels carry the same signal are
-  treated as mono.
+  treated as mono. A mono call is diarized (``channels/diarization.py``): who spoke which words, with
+  the same speaker labels (setting ``diarization_speakers``; 1 turns it off).
+* Numbers are written as people said them (``spoken_numbers``): "4-8-2-1-3" is 48213, "42 pounds 50"
+  is £42.50. The words keep what Whisper wrote.
 * Many short clips are packed several to one 30-second Whisper window (``transcribe_many``): Whisper
   always encodes a full 30 s window, so a 3-second clip alone pays for ten times its length.
 """
@@ -32,6 +38,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +48,7 @@ from agent.settings import Settings
 from agent.types import AgentError
 
 from . import audio as audio_io
-from . import engine_class
+from . import diarization, engine_class, spoken_numbers
 from .audio import SAMPLE_RATE
 
 DEFAULT_SPEAKERS = ("customer", "agent")  # channel 0 (left), channel 1 (right) of a two-party recording
@@ -51,6 +58,7 @@ PACK_WINDOW_S = 28.0  # packed clips fill a Whisper window up to this (it holds 
 PACK_GAP_S = 1.0  # silence between packed clips
 PACK_MAX_CLIP_S = 10.0  # clips with more speech than this are recognised on their own
 SAME_CHANNELS = 0.01  # stereo whose channel difference has < 1% of the energy is one signal, not two parties
+PAUSE_S = 1.0  # a segment is cut where its words are this far apart (a pause VAD removed, or a turn between)
 # Whisper invents text on sound that is not speech (tones, music, noise that got past VAD). A segment is
 # dropped when Whisper itself rates it as probably not speech and is unsure of its words (its own rule,
 # and a stricter no-speech bar with a looser confidence one), when it has no letters or digits
@@ -64,6 +72,14 @@ STOCK_PHRASES = ("thanks for watching", "thank you for watching", "subscribe", "
 
 
 @dataclass
+class Word:
+    start: float
+    end: float
+    word: str  # as Whisper wrote it, with its leading space
+    probability: float
+
+
+@dataclass
 class Segment:
     start: float
     end: float
@@ -71,6 +87,7 @@ class Segment:
     avg_logprob: float
     no_speech_prob: float
     speaker: str | None = None
+    words: list[Word] = field(default_factory=list)
 
 
 @dataclass
@@ -107,7 +124,7 @@ class _Recognised:
     text: str
     avg_logprob: float
     no_speech_prob: float
-    words: list[tuple[float, float, str]] = field(default_factory=list)
+    words: list[tuple[float, float, str, float]] = field(default_factory=list)  # start, end, word, probability
 
 
 def cuda_available() -> bool:
@@ -144,6 +161,15 @@ class _Speech:
         a, b = start * SAMPLE_RATE, max(end * SAMPLE_RATE, start * SAMPLE_RATE + 1)
         inside = sum(max(0.0, min(b, c["end"]) - max(a, c["start"])) for c in self.chunks if c.get("confirmed", True))
         return inside >= 0.5 * (b - a)
+
+    def span(self, start: float, end: float) -> tuple[float, float]:
+        """A word's bounds in the joined speech to the original audio: a word Whisper placed across the
+        joint of two chunks ends where its first chunk does, not after the silence between them."""
+        a, b = self.original(start), self.original(end, is_end=True)
+        if b - a > end - start + 1e-3:
+            chunk = next(c for c in reversed(self.chunks) if c["start"] <= a * SAMPLE_RATE + 1)
+            b = chunk["end"] / SAMPLE_RATE
+        return a, max(a, b)
 
     def original(self, t: float, is_end: bool = False) -> float:
         """Seconds in the joined speech to seconds in the original audio."""
@@ -233,11 +259,19 @@ class WhisperEngine:
         self.beam_size = max(int(settings.asr_beam_size), 1)
         self.language = settings.language or None
         self.cache_dir = settings.cache_dir
+        self.settings = settings
+        self.diarization = diarization.Options.from_settings(settings)
+
+    @cached_property
+    def diarizer(self) -> diarization.Diarizer:
+        """Loaded on the first mono call that is diarized."""
+        return diarization.load_engine(self.settings)
 
     # The engine-specific part -------------------------------------------------------------------
     def _recognise(self, samples: np.ndarray, language: str | None,
-                   words: bool = False) -> tuple[list[_Recognised], str]:
-        """Whisper on speech-only audio: segments on that audio's timeline, and the language."""
+                   words: bool = True) -> tuple[list[_Recognised], str]:
+        """Whisper on speech-only audio: segments (with word timings) on that audio's timeline, and the
+        language."""
         raise NotImplementedError
 
     # One recording --------------------------------------------------------------------------------
@@ -268,6 +302,8 @@ class WhisperEngine:
         split: bool | None = None
         total = 0
         found: list[Segment] = []
+        heard: list[np.ndarray] = []  # the mono audio, kept only to be diarized
+        diarize = self.diarization.speakers > 1
         language: str | None = self.language
         for block in blocks:
             block = np.asarray(block, dtype=np.float32)
@@ -283,6 +319,8 @@ class WhisperEngine:
                 while buf.size >= window:
                     cut, segs, language = self._window(buf, offsets[c], language, final=False)
                     found += self._label(segs, c, split, speakers)
+                    if diarize and len(buffers) == 1:
+                        heard.append(buf[:cut])
                     buf, offsets[c] = buf[cut:].copy(), offsets[c] + cut
                 buffers[c] = buf
         if buffers is None:
@@ -293,8 +331,11 @@ class WhisperEngine:
             if buf.size:
                 _, segs, language = self._window(buf, offsets[c], language, final=True)
                 found += self._label(segs, c, split, speakers)
+                if diarize and len(buffers) == 1:
+                    heard.append(buf)
         found.sort(key=lambda s: (s.start, s.end))
-        return self._transcript(found, language, total / SAMPLE_RATE, time.perf_counter() - started)
+        return self._transcript(found, language, total / SAMPLE_RATE, time.perf_counter() - started,
+                                np.concatenate(heard) if heard else None, speakers)
 
     @staticmethod
     def _decide_split(buffers: list[np.ndarray]) -> tuple[bool, list[np.ndarray]]:
@@ -326,24 +367,30 @@ class WhisperEngine:
         if chunks:
             speech = _Speech(buf, chunks)
             recognised, language = self._recognise(speech.audio, language)
-            base = offset / SAMPLE_RATE
             for r in recognised:
-                start, end = speech.original(r.start), speech.original(r.end, is_end=True)
-                if _invented(r, speech.confirmed(start, end)):
-                    continue
-                segments.append(Segment(start=round(base + start, 2), end=round(base + end, 2), text=r.text,
-                                        avg_logprob=round(r.avg_logprob, 3),
-                                        no_speech_prob=round(r.no_speech_prob, 3)))
+                segments += _timed(r, speech, 0.0, offset / SAMPLE_RATE)
+            _snap(segments, buf[:cut], offset / SAMPLE_RATE)
         return cut, segments, language
 
-    def _transcript(self, segments: list[Segment], language: str | None, duration: float,
-                    seconds: float) -> Transcript:
+    def _transcript(self, segments: list[Segment], language: str | None, duration: float, seconds: float,
+                    mono: np.ndarray | None = None, speakers: Sequence[str] = DEFAULT_SPEAKERS) -> Transcript:
+        """The transcript of time-ordered ``segments``; ``mono``, the audio of a mono recording, is diarized."""
+        if mono is not None and segments and self.diarization.speakers > 1:
+            segments = diarization.label(mono, segments, self.diarizer, self.diarization, speakers)
+        segments = _joined(segments)
+        for s in segments:  # rounding and alignment never put speech past the end of the audio
+            s.end = min(s.end, round(duration, 2))
+            s.start = min(s.start, s.end)
+            for w in s.words:
+                w.end = min(w.end, s.end)
+                w.start = min(w.start, w.end)
         return Transcript(text=" ".join(s.text for s in segments), language=language or self.language or "",
                           duration_s=round(duration, 2), segments=segments, engine=self.name,
                           model=self.model_name, seconds=round(seconds, 3), no_speech=not segments)
 
     # Many short clips -----------------------------------------------------------------------------
-    def transcribe_many(self, clips: Sequence[np.ndarray]) -> list[Transcript]:
+    def transcribe_many(self, clips: Sequence[np.ndarray],
+                        speakers: Sequence[str] = DEFAULT_SPEAKERS) -> list[Transcript]:
         """Mono 16 kHz clips, each transcribed as if alone, several packed into each Whisper window."""
         started = time.perf_counter()
         results: list[Transcript | None] = [None] * len(clips)
@@ -355,7 +402,7 @@ class WhisperEngine:
             if not speech.chunks:
                 results[i] = self._transcript([], None, duration, 0.0)
             elif speech.audio.size > PACK_MAX_CLIP_S * SAMPLE_RATE:
-                results[i] = self.transcribe(clip)
+                results[i] = self.transcribe(clip, speakers)
             else:
                 packable.append((i, speech))
         gap = np.zeros(int(PACK_GAP_S * SAMPLE_RATE), np.float32)
@@ -371,42 +418,36 @@ class WhisperEngine:
         if pack:
             packs.append(pack)
         for pack in packs:
-            self._recognise_pack(pack, gap, clips, results)
+            self._recognise_pack(pack, gap, clips, results, speakers)
         spent = time.perf_counter() - started
         for r in results:  # throughput is what packing is for: report each clip's share of the time
             r.seconds = round(spent / max(len(clips), 1), 3)
         return results
 
-    def _recognise_pack(self, pack: list[tuple[int, _Speech]], gap: np.ndarray, clips, results) -> None:
+    def _recognise_pack(self, pack: list[tuple[int, _Speech]], gap: np.ndarray, clips, results, speakers) -> None:
         pieces, spans, t = [], [], 0.0
         for _, speech in pack:
             length = speech.audio.size / SAMPLE_RATE
             spans.append((t, t + length))
             pieces += [speech.audio, gap]
             t += length + gap.size / SAMPLE_RATE
-        recognised, language = self._recognise(np.concatenate(pieces), self.language, words=True)
+        recognised, language = self._recognise(np.concatenate(pieces), self.language)
         per_clip: list[list[Segment]] = [[] for _ in pack]
         for r in recognised:
-            owned: dict[int, list[tuple[float, float, str]]] = {}
+            owned: dict[int, list[tuple[float, float, str, float]]] = {}
             for w in r.words:
                 owner = _owner((w[0] + w[1]) / 2, spans, gap.size / SAMPLE_RATE)
                 owned.setdefault(owner, []).append(w)
             for k, ws in owned.items():
-                text = "".join(w[2] for w in ws).strip()
-                speech, offset = pack[k][1], spans[k][0]
-                start = speech.original(max(ws[0][0] - offset, 0.0))
-                end = speech.original(max(ws[-1][1] - offset, 0.0), is_end=True)
-                if _invented(_Recognised(start, end, text, r.avg_logprob, r.no_speech_prob),
-                             speech.confirmed(start, end)):
-                    continue
-                per_clip[k].append(Segment(start=round(start, 2), end=round(end, 2), text=text,
-                                           avg_logprob=round(r.avg_logprob, 3),
-                                           no_speech_prob=round(r.no_speech_prob, 3)))
+                mine = _Recognised(ws[0][0], ws[-1][1], "".join(w[2] for w in ws).strip(), r.avg_logprob,
+                                   r.no_speech_prob, ws)
+                per_clip[k] += _timed(mine, pack[k][1], spans[k][0], 0.0)
         for k, (i, _) in enumerate(pack):
             if per_clip[k]:
-                results[i] = self._transcript(per_clip[k], language, clips[i].size / SAMPLE_RATE, 0.0)
+                results[i] = self._transcript(per_clip[k], language, clips[i].size / SAMPLE_RATE, 0.0,
+                                              np.asarray(clips[i], np.float32), speakers)
             else:  # speech Whisper skipped inside the pack: give the clip its own window
-                results[i] = self.transcribe(clips[i])
+                results[i] = self.transcribe(clips[i], speakers)
 
 
 def _invented(r: _Recognised, confirmed: bool = True) -> bool:
@@ -422,6 +463,89 @@ def _invented(r: _Recognised, confirmed: bool = True) -> bool:
         return True
     unsure = r.no_speech_prob > 0.3 or r.avg_logprob < UNSURE_LOGPROB
     return unsure and any(p in r.text.lower() for p in STOCK_PHRASES)
+
+
+def _timed(r: _Recognised, speech: _Speech, shift: float, base: float) -> list[Segment]:
+    """``r`` on the recording's timeline: bounded by its words and cut at pauses of ``PAUSE_S``, text Whisper
+    most likely invented dropped. ``shift``: where ``speech`` starts in the audio Whisper heard; ``base``:
+    where the window starts in the recording."""
+    def original(t: float, is_end: bool = False) -> float:
+        return speech.original(max(t - shift, 0.0), is_end)
+
+    words = [Word(*speech.span(max(w[0] - shift, 0.0), max(w[1] - shift, 0.0)), w[2], round(float(w[3]), 3))
+             for w in r.words if w[2].strip()]
+    if not words:  # no word came with a time: the segment's own bounds
+        words = [Word(original(r.start), original(r.end, True), " " + r.text, 1.0)]
+    runs = [[words[0]]]
+    for w in words[1:]:
+        if w.start - runs[-1][-1].end >= PAUSE_S:
+            runs.append([w])
+        else:
+            runs[-1].append(w)
+    segments = []
+    for run in runs:
+        # Whisper's own text where the segment is whole: joined words can differ in spacing ("0800 -555")
+        heard = r.text if len(runs) == 1 else "".join(w.word for w in run).strip()
+        start, end = run[0].start, run[-1].end
+        if _invented(_Recognised(start, end, heard, r.avg_logprob, r.no_speech_prob), speech.confirmed(start, end)):
+            continue
+        for w in run:
+            w.start, w.end = round(base + w.start, 2), round(base + w.end, 2)
+        segments.append(Segment(start=run[0].start, end=run[-1].end, text=spoken_numbers.normalise(heard),
+                                avg_logprob=round(r.avg_logprob, 3), no_speech_prob=round(r.no_speech_prob, 3),
+                                words=run))
+    return segments
+
+
+SNAP_FRAME = 160  # 10 ms
+SNAP_EARLY_S, SNAP_LATE_S = 0.3, 0.5  # how far before and after its first word's start a segment's onset is looked for
+AUDIBLE_DB, AUDIBLE_DBFS = 15.0, -55.0  # speech frames: this far above the window's noise floor, and this loud
+
+
+def _joined(segments: list[Segment]) -> list[Segment]:
+    """Consecutive segments of one speaker less than ``PAUSE_S`` apart joined (up to ``BLOCK_S`` long): a turn
+    is read as one stretch of speech, its pauses between sentences included."""
+    out: list[Segment] = []
+    for s in segments:
+        last = out[-1] if out else None
+        if last and last.speaker == s.speaker and s.start - last.end < PAUSE_S and s.end - last.start <= BLOCK_S:
+            n, m = max(len(last.words), 1), max(len(s.words), 1)
+            last.avg_logprob = round((n * last.avg_logprob + m * s.avg_logprob) / (n + m), 3)
+            last.no_speech_prob = round((n * last.no_speech_prob + m * s.no_speech_prob) / (n + m), 3)
+            last.end, last.text, last.words = max(last.end, s.end), f"{last.text} {s.text}", last.words + s.words
+        else:
+            out.append(s)
+    return out
+
+
+def _snap(segments: list[Segment], buf: np.ndarray, base: float) -> None:
+    """Segment bounds moved onto where the sound starts and stops: Whisper's alignment puts a segment's
+    first word at the start of the audio it was given (a VAD chunk, padded), and often ends its last
+    word early. Each bound moves to the first (last) audible 10 ms near it, never past a neighbour."""
+    n = buf.size // SNAP_FRAME
+    if n < 8 or not segments:
+        return
+    energy = 10 * np.log10(np.mean(buf[:n * SNAP_FRAME].reshape(n, -1).astype(np.float64) ** 2, axis=1) + 1e-12)
+    audible = energy > max(np.percentile(energy, 10) + AUDIBLE_DB, AUDIBLE_DBFS)
+    rate = SAMPLE_RATE / SNAP_FRAME
+
+    def heard(a: float, b: float) -> np.ndarray:
+        """The start times of the audible frames between ``a`` and ``b`` (the recording's timeline)."""
+        lo, hi = max(int((a - base) * rate), 0), max(int((b - base) * rate), 0)
+        return base + (lo + np.flatnonzero(audible[lo:hi])) / rate
+
+    for i, s in enumerate(segments):
+        before = segments[i - 1].end if i else base
+        after = segments[i + 1].start if i + 1 < len(segments) else base + n / rate
+        first_end, last_start = (s.words[0].end, s.words[-1].start) if s.words else (s.end, s.start)
+        on = heard(max(s.start - SNAP_EARLY_S, before), min(s.start + SNAP_LATE_S, first_end))
+        off = heard(max(s.end - SNAP_LATE_S, last_start), min(s.end + SNAP_EARLY_S, after))
+        start = round(float(on[0]), 2) if on.size else s.start
+        end = round(float(off[-1] + 1 / rate), 2) if off.size else s.end
+        if end > start:
+            s.start, s.end = start, end
+            if s.words:
+                s.words[0].start, s.words[-1].end = max(s.words[0].start, start), min(s.words[-1].end, end)
 
 
 def _owner(t: float, spans: list[tuple[float, float]], gap: float) -> int:
@@ -458,13 +582,13 @@ class FasterWhisperEngine(WhisperEngine):
                              "packaged models: 'base', 'tiny.en'; or set SUPPORT_AGENT_ASR_MODEL to a local "
                              "CTranslate2 directory") from None
 
-    def _recognise(self, samples, language, words=False):
+    def _recognise(self, samples, language, words=True):
         segments, info = self.model.transcribe(
             samples, beam_size=self.beam_size, language=language, vad_filter=False, word_timestamps=words,
             condition_on_previous_text=False)  # stops one misheard phrase from repeating down the call
         out = [_Recognised(start=s.start, end=s.end, text=s.text.strip(), avg_logprob=s.avg_logprob,
                            no_speech_prob=s.no_speech_prob,
-                           words=[(w.start, w.end, w.word) for w in (s.words or [])])
+                           words=[(w.start, w.end, w.word, w.probability) for w in (s.words or [])])
                for s in segments]
         return out, info.language
 
@@ -513,14 +637,14 @@ class OpenAIWhisperEngine(WhisperEngine):
             heads = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("alignment_heads")
             whisper_weights.set_alignment_heads(self.model, heads)
 
-    def _recognise(self, samples, language, words=False):
+    def _recognise(self, samples, language, words=True):
         result = self.model.transcribe(
             samples, language=language, beam_size=self.beam_size if self.beam_size > 1 else None,
             best_of=5, fp16=self.compute_type == "float16", condition_on_previous_text=False,
             word_timestamps=words, verbose=None)
         out = [_Recognised(start=s["start"], end=s["end"], text=s["text"].strip(), avg_logprob=s["avg_logprob"],
                            no_speech_prob=s["no_speech_prob"],
-                           words=[(w["start"], w["end"], w["word"]) for w in s.get("words", [])])
+                           words=[(w["start"], w["end"], w["word"], w["probability"]) for w in s.get("words", [])])
                for s in result["segments"]]
         return out, result.get("language") or language or "en"
 

@@ -43,6 +43,7 @@ def cmd_call(args, settings):
     from channels.voice import VoiceChannel
 
     out = args.out or f"{Path(args.recording).stem}-reply.wav"
+    settings = settings.replace(diarization_speakers=args.speakers)
     result = VoiceChannel(Agent(settings)).answer(args.recording, out)
     _print(result.summary())
     return 0
@@ -165,9 +166,11 @@ _EMAIL_HEADERS = re.compile(r"\A(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*){2,}", r
 def cmd_transcribe(args, settings):
     from channels import asr, audio
 
+    named = args.speakers is not None and _speaker_count(args.speakers) is None
     settings = settings.replace(asr_engine=args.engine, asr_model=args.model, asr_device=args.device,
-                                asr_beam_size=args.beam_size)
-    speakers = [s.strip() for s in args.speakers.split(",")] if args.speakers else list(asr.DEFAULT_SPEAKERS)
+                                asr_beam_size=args.beam_size, diarization_speakers=_speaker_count(args.speakers))
+    speakers = [s.strip() for s in args.speakers.split(",")] if named else list(asr.DEFAULT_SPEAKERS)
+    fields = ("text", "language", "duration_s", "segments", "engine", "model", "seconds", "no_speech")
     engine = asr.load_engine(settings)
     failed = []
     short: list[tuple[str, object]] = []  # short mono recordings waiting to share Whisper windows
@@ -182,16 +185,18 @@ def cmd_transcribe(args, settings):
         except AgentError as exc:  # this file fails; the others go on
             fail(path, exc)
             return
-        _print({"file": path, **{k: d[k] for k in ("text", "language", "duration_s", "segments", "engine", "model",
-                                                   "seconds", "no_speech")}})
+        if not args.word_timestamps:
+            for segment in d["segments"]:
+                del segment["words"]
+        _print({"file": path, **{k: d[k] for k in fields}})
 
     def flush():
         try:
-            results = engine.transcribe_many([clip for _, clip in short]) if short else []
+            results = engine.transcribe_many([clip for _, clip in short], speakers) if short else []
         except AgentError:
             results = [None] * len(short)  # one at a time instead
         for (path, clip), transcript in zip(short, results):
-            show(path, lambda: transcript or engine.transcribe(clip))
+            show(path, lambda: transcript or engine.transcribe(clip, speakers))
         short.clear()
 
     for path in args.files:
@@ -211,6 +216,13 @@ def cmd_transcribe(args, settings):
     if failed:
         print(f"support-agent: {len(failed)} of {len(args.files)} files failed", file=sys.stderr)
     return EXIT_ERROR if failed else 0
+
+
+def _speaker_count(value: str | None) -> int | None:
+    """``--speakers N``: how many speakers a mono call has; None where the flag is absent or names parties."""
+    if value is None or not value.strip().lstrip("-").isdigit():
+        return None
+    return int(value)
 
 
 def cmd_speak(args, settings):
@@ -315,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("call", help="answer a call recording: transcript, intent, reply, spoken reply")
     c.add_argument("recording")
     c.add_argument("--out", help="where to write the spoken reply (default: RECORDING-reply.wav here)")
+    c.add_argument("--speakers", metavar="N", type=int, help="speakers on a mono recording, told apart by their voices "
+                   "(default: setting 'diarization_speakers', 2; 1 answers the whole recording)")
     c.set_defaults(func=cmd_call)
 
     e = sub.add_parser("email", help="answer emails (IMAP, stdin, mbox or Maildir) with threaded drafts, exactly once")
@@ -359,8 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", help="base, tiny.en (packaged), a Whisper size, or a path (default: 'asr_model')")
     t.add_argument("--device", help="auto, cpu or cuda (default: setting 'asr_device')")
     t.add_argument("--beam-size", type=int, help="beam width (default: setting 'asr_beam_size')")
-    t.add_argument("--speakers", help="who is on each channel of a stereo call, comma-separated "
-                   "(default: customer,agent: left is the customer)")
+    t.add_argument("--speakers", metavar="N|NAMES",
+                   help="a number: speakers on a mono recording, told apart by their voices (default: setting "
+                   "'diarization_speakers', 2; 1 turns it off); names: who is on each channel of a stereo call, "
+                   "comma-separated (default: customer,agent: left is the customer), also the labels on mono")
+    t.add_argument("--word-timestamps", action="store_true",
+                   help="add each segment's words with their start, end and probability")
     t.add_argument("--no-pack", dest="pack", action="store_false",
                    help="recognise each short recording in its own Whisper window (default: several share one)")
     t.set_defaults(func=cmd_transcribe)

@@ -1,7 +1,7 @@
 """The phone channel: a call recording in, a spoken reply out."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -18,7 +18,7 @@ log = logs.get("voice")
 @dataclass
 class CallResult:
     transcript: asr.Transcript
-    customer_text: str  # what the agent answered: the customer's words only, on a two-party stereo call
+    customer_text: str  # what the agent answered: the customer's words only, on a two-party call
     reply: Reply
     audio: Path | None  # the spoken reply, once spoken
     timings: dict[str, float]
@@ -28,14 +28,15 @@ class CallResult:
                 "confidence": self.reply.confidence, "reply": self.reply.text, "audio": str(self.audio),
                 "escalate": self.reply.escalate, "reason": self.reply.reason, "evidence": self.reply.evidence,
                 "intents": self.reply.intents, "top": [vars(s) for s in self.reply.top], "entities": [vars(e) for e in self.reply.entities],
-                "sentiment": self.reply.sentiment, "segments": [vars(s) for s in self.transcript.segments],
+                "sentiment": self.reply.sentiment, "segments": [asdict(s) for s in self.transcript.segments],
                 "turns": self.transcript.turns(), "timings": self.timings}
 
 
 class VoiceChannel:
     def __init__(self, agent: Agent):
         self.agent = agent
-        # Who is on each channel of a two-party stereo recording, left first (setting ``asr_speakers``).
+        # Who is on each channel of a two-party stereo recording, left first (setting ``asr_speakers``); a
+        # diarized mono call uses the same labels.
         self.speakers = tuple(s.strip() for s in agent.settings.asr_speakers.split(",") if s.strip()) \
             or asr.DEFAULT_SPEAKERS
         # The agent answers the party named "customer"; a team that names its parties otherwise lists the
@@ -51,8 +52,11 @@ class VoiceChannel:
         return tts.load_engine(self.agent.settings)
 
     def warm_up(self) -> "VoiceChannel":
-        """Load the recogniser, the voice and the agent's models now rather than on the first call."""
+        """Load the recogniser (and its diarization engine), the voice and the agent's models now rather than
+        on the first call."""
         _ = self.recogniser, self.speaker
+        if self.recogniser.diarization.speakers > 1:
+            _ = self.recogniser.diarizer
         self.agent.warm_up()
         return self
 
@@ -61,7 +65,8 @@ class VoiceChannel:
         return tts.export(out, self.speaker.synthesize(text), self.speaker.sample_rate)[0]
 
     def customer_words(self, transcript: asr.Transcript) -> str:
-        """Everything said on a mono call; on a two-party stereo call only the customer's segments."""
+        """The customer's segments on a two-party call (stereo, or mono and diarized); everything said where
+        the recording holds one voice."""
         if all(s.speaker is None for s in transcript.segments):
             return transcript.text
         return " ".join(s.text for s in transcript.segments if s.speaker == self.customer)

@@ -24,14 +24,12 @@ touch .venv/.installed
 # Debian packages: chromium for the browser tests (driven through Playwright; a browser is never
 # downloaded), Dovecot, the IMAP server the IMAP tests start on 127.0.0.1; for Coqui TTS, espeak-ng (the
 # phonemes of its VITS voices) and FFmpeg's libraries (torchaudio decodes an XTTS speaker reference with
-# them). Only the default install needs the last two.
+# them). espeak-ng is also the second voice of the two-party test calls (bench/calls.py).
 needed=()
 command -v chromium >/dev/null 2>&1 || needed+=(chromium)
 [ -x /usr/sbin/dovecot ] || needed+=(dovecot-imapd)
-if [ "$extras" != test ]; then
-    command -v espeak-ng >/dev/null 2>&1 || needed+=(espeak-ng)
-    command -v ffmpeg >/dev/null 2>&1 || needed+=(ffmpeg)
-fi
+command -v espeak-ng >/dev/null 2>&1 || needed+=(espeak-ng)
+[ "$extras" = test ] || command -v ffmpeg >/dev/null 2>&1 || needed+=(ffmpeg)
 if [ ${#needed[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then apt=(apt-get); else apt=(sudo -n apt-get); fi
     log=$(mktemp)
@@ -44,13 +42,14 @@ if [ ${#needed[@]} -gt 0 ]; then
             || tail -n 3 "$log" >&2
     fi
     rm -f "$log"
-    for tool in espeak-ng ffmpeg; do
-        [[ " ${needed[*]} " != *" $tool "* ]] || command -v "$tool" >/dev/null 2>&1 || echo "setup: $tool is not" \
-            "installed, so Coqui TTS voices will fail; it needs Debian's package: 'apt-get install $tool' as root" >&2
-    done
 fi
 command -v chromium >/dev/null 2>&1 || echo "setup: chromium is not installed, so the browser tests" \
     "(tests/test_browser.py) will fail; it needs Debian's package: 'apt-get install chromium' as root" >&2
 [ -x /usr/sbin/dovecot ] || echo "setup: Dovecot is not installed, so the IMAP tests (tests/test_imap.py)" \
     "will fail; it needs Debian's package: 'apt-get install dovecot-imapd' as root" >&2
+for tool in espeak-ng ffmpeg; do
+    [[ " ${needed[*]} " != *" $tool "* ]] || command -v "$tool" >/dev/null 2>&1 || echo "setup: $tool is not" \
+        "installed, so Coqui TTS voices and the two-party call tests will fail; it needs Debian's package:" \
+        "'apt-get install $tool' as root" >&2
+done
 echo "setup: ready (.venv/bin/support-agent)"

@@ -28,6 +28,7 @@ from agent.pipeline import Agent  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # bench/calls.py builds the two-party test calls
 CLI = [sys.executable, "-m", "channels.cli"]
 
 CARD_REQUEST = "Hello, I ordered a new bank card two weeks ago, but it still has not arrived. Where is it?"

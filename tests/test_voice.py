@@ -53,3 +53,18 @@ def test_the_customer_side_comes_from_the_speakers_setting(voice, call, tmp_path
 def test_mono_call_goes_whole_to_the_agent(voice, spoken_request, tmp_path):
     result = voice.answer(spoken_request, tmp_path / "reply.wav")
     assert result.customer_text == result.transcript.text and result.summary()["turns"][0]["speaker"] is None
+
+
+def test_mono_two_party_call_answers_the_customer_only(voice, piper, tmp_path):
+    """Both parties on one channel, in two voices: the agent's words are told apart and not answered."""
+    from bench import calls
+
+    call = calls.build("mono", [("agent", AGENT_SAYS), ("customer", CARD_REQUEST)],
+                       {"agent": calls.espeak, "customer": calls.piper_voice(piper)}, pauses=[0.0, 0.6])
+    recording = audio.write_wav(tmp_path / "mono.wav", call.mono, audio.SAMPLE_RATE)
+    summary = voice.answer(recording, tmp_path / "reply.wav").summary()
+    assert [t["speaker"] for t in summary["turns"]] == ["agent", "customer"]
+    assert wer(CARD_REQUEST, summary["customer_text"]) <= 0.15 and "account" not in summary["customer_text"]
+    assert summary["intent"] == "card_arrival"
+    assert all(s["words"] and {"start", "end", "word", "probability"} <= set(s["words"][0])
+               for s in summary["segments"])  # word timings are on in the call flow
