@@ -46,7 +46,7 @@ class BatchOptions:
     speakers: tuple[str, ...] = asr.DEFAULT_SPEAKERS  # transcribe: the parties of a stereo call
     pack: bool = True  # transcribe: short clips share Whisper windows
     channel: str = "text"  # reply: how replies are framed
-    speak: bool = False  # call: speak each reply into OUT/replies/KEY.wav
+    speak: str | None = None  # call: speak each reply into this folder, as KEY.wav
 
 
 def run(options: BatchOptions, settings: Settings) -> dict:
@@ -55,6 +55,7 @@ def run(options: BatchOptions, settings: Settings) -> dict:
     _check(options)
     items = archive.recordings(options.inputs) if options.command in ("transcribe", "call") \
         else archive.messages(options.inputs)
+    items = list({(item.source, item.key): item for item in items}.values())  # an input named twice is one item
     if not items:
         raise AgentError("the inputs hold no items")
     results = Results(options.out, options.resume)
@@ -115,7 +116,7 @@ def _rows(options: BatchOptions, settings: Settings, units: list[Unit]):
     """Lists of rows, as the workers finish units."""
     import json
 
-    ray = _start(options.address)
+    ray, started = _start(options.address)
     try:
         workers = min(_workers(ray, options), len(units))
         data = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units],
@@ -127,7 +128,7 @@ def _rows(options: BatchOptions, settings: Settings, units: list[Unit]):
                                     batch_size=1, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=workers + 1))
         replies = None
         if options.speak:
-            replies = str(Path(options.out).resolve() / "replies")
+            replies = str(Path(options.speak).resolve())
             os.makedirs(replies, exist_ok=True)
         data = data.map_batches(
             Worker, fn_constructor_kwargs={"command": options.command, "settings": settings,
@@ -141,27 +142,34 @@ def _rows(options: BatchOptions, settings: Settings, units: list[Unit]):
         raise
     except Exception as exc:  # Ray's errors wrap the worker's: the innermost one names the problem
         raise AgentError(f"the batch run failed: {_root(exc)}") from None
+    finally:
+        if started:  # now, so that none of Ray's messages comes after the summary
+            ray.shutdown()
 
 
 def _start(address: str | None):
+    """Ray, and whether this call started or joined it (and so leaves it at the end)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave this machine
     import ray
 
-    if ray.is_initialized():
-        return ray
+    if ray.is_initialized():  # a caller in this process has already joined one
+        return ray, False
     quiet = {"logging_level": logging.WARNING, "log_to_driver": bool(os.environ.get("SUPPORT_AGENT_DEBUG"))}
     try:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=_cores(), include_dashboard=False, **quiet)
+            # Ray runs its workers at niceness 15 so that its own services come first; on a machine that
+            # also runs other work, that left the workers a fraction of a core each. They are this
+            # command's work, so they run at its priority.
+            ray.init(num_cpus=_cores(), include_dashboard=False, _system_config={"worker_niceness": 0}, **quiet)
     except Exception as exc:  # connection and start-up errors come from several layers
         where = f"join the Ray cluster at '{address}'" if address else "start a Ray instance on this machine"
         raise AgentError(f"cannot {where}: {_root(exc)}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = True
     context.print_on_execution_start = False
-    return ray
+    return ray, True
 
 
 def _workers(ray, options: BatchOptions) -> int:

@@ -101,17 +101,25 @@ class Worker:
         if self.command == "transcribe":
             found = _guarded(lambda: rows.transcribe_group(self.engine, unit.prepared, self.speakers),
                              len(unit.items))
-            return [_row(item, r) for item, r in zip(unit.items, found)]
+            return [self._row(item, r) for item, r in zip(unit.items, found)]
         if self.command == "call":
-            return [_row(item, _guarded(lambda item=item: [self._call(item)], 1)[0]) for item in unit.items]
+            return [self._row(item, _guarded(lambda item=item: [self._call(item)], 1)[0]) for item in unit.items]
         make = (lambda m: rows.classify_row(self.agent, m.text)) if self.command == "classify" \
             else (lambda m: rows.reply_row(self.agent, m))
-        return [_row(item, {"error": m} if isinstance(m, str) else _guarded(lambda m=m: [make(m)], 1)[0])
+        return [self._row(item, {"error": m} if isinstance(m, str) else _guarded(lambda m=m: [make(m)], 1)[0])
                 for item, m in zip(unit.items, unit.prepared)]
 
     def _call(self, item: Item) -> dict:
         out = str(Path(self.replies) / f"{item.key}.wav") if self.replies else None
         return rows.call_row(self.voice, item.path, out)
+
+    def _row(self, item: Item, fields: dict) -> dict:
+        """The item's ``source``, ``key`` and ``error``, then the command's fields; one of those named like
+        the first three (reply's ``source``: which drafter wrote it) gets the command's name in front."""
+        fields = dict(fields)
+        error = fields.pop("error", None)
+        ours = {"source": item.source, "key": item.key, "error": error}
+        return {**ours, **{f"{self.command}_{k}" if k in ours else k: v for k, v in fields.items()}}
 
 
 def _guarded(work, n: int) -> list[dict]:
@@ -124,11 +132,6 @@ def _guarded(work, n: int) -> list[dict]:
         logs.event(log, "internal_error", error=type(exc).__name__, where=traceback.format_exc(limit=-1).strip())
         first = str(exc).splitlines()[0] if str(exc) else ""
         return [{"error": f"internal error: {type(exc).__name__}: {first}"}] * n
-
-
-def _row(item: Item, fields: dict) -> dict:
-    fields = dict(fields)
-    return {"source": item.source, "key": item.key, "error": fields.pop("error", None), **fields}
 
 
 def hold_cores(n: int) -> list[int]:

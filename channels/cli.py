@@ -5,6 +5,7 @@ Errors are one line on stderr and a non-zero exit; set SUPPORT_AGENT_DEBUG=1 for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -135,7 +136,8 @@ def cmd_batch(args, settings):
         cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, resume=args.resume,
         jsonl=args.jsonl, speakers=tuple(_speakers(args.speakers)), pack=args.pack, channel=args.channel,
         speak=args.speak)
-    summary = batch.run(options, settings.replace(drafter=args.drafter))
+    with contextlib.redirect_stdout(sys.stderr):  # Ray's own messages (a worker lost, ...): stdout is ours
+        summary = batch.run(options, settings.replace(drafter=args.drafter))
     _print(summary)
     print(f"support-agent: {batch.summary_line(summary)}", file=sys.stderr)
     return 0
@@ -280,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--drafter", choices=("composer", "generator"), help="reply, call: default: setting 'drafter'")
     b.add_argument("--channel", choices=("text", "email", "call"), default="text",
                    help="reply: how replies are framed (an email is always 'email')")
-    b.add_argument("--speak", action="store_true", help="call: speak each reply into DIR/replies/KEY.wav")
+    b.add_argument("--speak", metavar="FOLDER", help="call: speak each reply into FOLDER/KEY.wav (KEY: the "
+                   "recording's content hash)")
     b.set_defaults(func=cmd_batch)
 
     m = sub.add_parser("models", help="model versions: list, promote a trained one, roll back")

@@ -20,7 +20,7 @@ from agent.types import AgentError
 RESULTS = "results.parquet"
 PARTS = ".parts"
 FIRST = ("source", "key", "error")  # columns every row has, first
-PART_ROWS, PART_SECONDS = 256, 10.0  # a part is written at this many rows, or after this long
+PART_ROWS, PART_SECONDS = 256, 1.0  # a part is written at this many rows, or after this long
 
 
 class Results:
