@@ -51,7 +51,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
 import sys
@@ -68,7 +67,7 @@ from agent.lexical import LexicalModel
 from agent.sentiment import handover_reason, sentiment
 from agent.settings import Settings
 from agent.types import AgentError
-from finetune import script
+from finetune import processes, script
 from finetune.augment import add_entity_noise
 from finetune.data import read_examples
 from finetune.handover import fit as fit_handover, read_handover, summary as handover_summary
@@ -302,12 +301,15 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, val_texts: list[str] |
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
         result = trainer.train(resume_from_checkpoint=True if resume else None)
-    encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
-    encoder.save_pretrained(str(out / "adapter"))
-    (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
+    if processes.is_main():
+        encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
+        encoder.save_pretrained(str(out / "adapter"))
+        (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
+    processes.wait_for_everyone()  # every process reads the adapter next
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
                for h in trainer.state.log_history if "eval_accuracy" in h]
     info = {"epochs_run": round(trainer.state.epoch, 2), "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+            "steps": trainer.state.global_step, "processes": processes.count(),
             **({"best_validation_accuracy": trainer.state.best_metric, "history": history,
                 # the first epoch with the best score: the one the Trainer keeps (it needs a strict gain)
                 "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
@@ -477,8 +479,9 @@ class Embeddings:
         if self.resume and cached.is_file():
             return np.load(cached)
         embeddings = self.encoder.encode(texts, progress=True)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        np.save(cached, embeddings)
+        if processes.is_main():
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            np.save(cached, embeddings)
         return embeddings
 
 
@@ -569,10 +572,10 @@ def train(args: argparse.Namespace) -> dict:
         tr_e, va_e = frozen_tr, frozen_va
         if init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
             adapter = "adapter"
-            if Path(init_adapter).resolve() != (out / adapter).resolve():
+            if Path(init_adapter).resolve() != (out / adapter).resolve() and processes.is_main():
                 shutil.rmtree(out / adapter, ignore_errors=True)
                 shutil.copytree(init_adapter, out / adapter)
-        elif (out / "adapter").exists():
+        elif (out / "adapter").exists() and processes.is_main():
             shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
 
     inherit = parent_head is not None and not args.recalibrate
@@ -590,7 +593,9 @@ def train(args: argparse.Namespace) -> dict:
         fit_thresholds(head, va_e, va_i, va_x, args.escalate_budget)
 
     validation = evaluate(head, va_e, va_y, va_x)
-    write_reports(out, label_set, va_y, validation.pop("_predicted"))
+    predicted = validation.pop("_predicted")
+    if processes.is_main():
+        write_reports(out, label_set, va_y, predicted)
     if head.lexical:
         details["lexical"] = {"terms": len(head.lexical.vocabulary), "weight": round(head.lexical_weight, 4)}
     if args.refit:  # the validated model's figures stay the honest ones; the refit is trained on them
@@ -632,14 +637,16 @@ def train(args: argparse.Namespace) -> dict:
     metrics["train_seconds"] = round(time.time() - started, 1)
     head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval", "selected")}
     head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
-    head.save(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    summary = {k: validation[k] for k in ("accuracy", "macro_f1", "escalated_fraction", "answered_accuracy")}
-    models.write_version(out, "intent", {"validation": summary, "train_seconds": metrics["train_seconds"]},
-                         [f for f in (args.train, args.validation) if f],
-                         base + (" + LoRA adapter" if adapter else ""),
-                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
+    if processes.is_main():
+        head.save(out)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        summary = {k: validation[k] for k in ("accuracy", "macro_f1", "escalated_fraction", "answered_accuracy")}
+        models.write_version(out, "intent", {"validation": summary, "train_seconds": metrics["train_seconds"]},
+                             [f for f in (args.train, args.validation) if f],
+                             base + (" + LoRA adapter" if adapter else ""),
+                             {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
+    processes.wait_for_everyone()
     return metrics
 
 
@@ -668,7 +675,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def work() -> dict:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(processes.cpu_threads())
         metrics = train(args)
         v = metrics["validation"]
         return {"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],
