@@ -5,9 +5,9 @@ Errors are one line on stderr and a non-zero exit; set SUPPORT_AGENT_DEBUG=1 for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import re
 import signal
 import sys
 import warnings
@@ -40,12 +40,12 @@ def _text_arg(args: argparse.Namespace, field: str = "text") -> str:
 
 def cmd_call(args, settings):
     from agent.pipeline import Agent
+    from channels.rows import call_row
     from channels.voice import VoiceChannel
 
     out = args.out or f"{Path(args.recording).stem}-reply.wav"
     settings = settings.replace(diarization_speakers=args.speakers)
-    result = VoiceChannel(Agent(settings)).answer(args.recording, out)
-    _print(result.summary())
+    _print(call_row(VoiceChannel(Agent(settings)), args.recording, out))
     return 0
 
 
@@ -128,12 +128,13 @@ def _email_imap(args, settings):
 
 def cmd_classify(args, settings):
     from agent.pipeline import Agent
+    from channels.rows import classify_row
 
     agent = Agent(settings.replace(intent_model=args.model))
     lines = _stdin_text().splitlines() if args.text in (["-"], []) else map(without_surrogates, args.text)
     printed = 0
     for line in filter(str.strip, lines):
-        _print({"text": line, **agent.understand(line).to_dict()})
+        _print(classify_row(agent, line))
         printed += 1
     if not printed:
         raise AgentError(NO_TEXT)
@@ -143,78 +144,26 @@ def cmd_classify(args, settings):
 def cmd_reply(args, settings):
     """One message (or one whole RFC 5322 email, which is parsed and answered as the email channel)."""
     from agent.pipeline import Agent
-    from agent.types import Message
-    from channels import email
+    from channels.rows import message_for, reply_row
 
-    text = _text_arg(args)
-    message = Message(text=text, channel=args.channel)
-    if _EMAIL_HEADERS.match(text):
-        parsed = email.parse(text.encode("utf-8"))
-        message = email.to_message(parsed)
-    r = Agent(settings.replace(drafter=args.drafter)).handle(message)
-    _print({"intent": r.intent, "confidence": r.confidence, "reply": r.text, "source": r.source,
-            "passages": r.passages, "escalate": r.escalate, "reason": r.reason, "evidence": r.evidence,
-            "intents": r.intents, "fallback_reason": r.fallback_reason, "channel": message.channel,
-            "entities": [vars(e) for e in r.entities]})
+    message = message_for(_text_arg(args), args.channel)
+    _print(reply_row(Agent(settings.replace(drafter=args.drafter)), message))
     return 0
 
 
-# A whole email on standard input starts with RFC 5322 header fields.
-_EMAIL_HEADERS = re.compile(r"\A(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*){2,}", re.M)
-
-
 def cmd_transcribe(args, settings):
-    from channels import asr, audio
+    from channels import asr
+    from channels.rows import transcribe_paths
 
-    named = args.speakers is not None and _speaker_count(args.speakers) is None
     settings = settings.replace(asr_engine=args.engine, asr_model=args.model, asr_device=args.device,
                                 asr_beam_size=args.beam_size, diarization_speakers=_speaker_count(args.speakers))
-    speakers = [s.strip() for s in args.speakers.split(",")] if named else list(asr.DEFAULT_SPEAKERS)
-    fields = ("text", "language", "duration_s", "segments", "engine", "model", "seconds", "no_speech")
     engine = asr.load_engine(settings)
-    failed = []
-    short: list[tuple[str, object]] = []  # short mono recordings waiting to share Whisper windows
-
-    def fail(path, exc):
-        failed.append(path)
-        _print({"file": path, "error": str(exc)})
-
-    def show(path, transcribe):
-        try:
-            d = transcribe().to_dict()
-        except AgentError as exc:  # this file fails; the others go on
-            fail(path, exc)
-            return
-        if not args.word_timestamps:
-            for segment in d["segments"]:
-                del segment["words"]
-        _print({"file": path, **{k: d[k] for k in fields}})
-
-    def flush():
-        try:
-            results = engine.transcribe_many([clip for _, clip in short], speakers) if short else []
-        except AgentError:
-            results = [None] * len(short)  # one at a time instead
-        for (path, clip), transcript in zip(short, results):
-            show(path, lambda: transcript or engine.transcribe(clip, speakers))
-        short.clear()
-
-    for path in args.files:
-        duration, channels = audio.probe(path)
-        if args.pack and channels == 1 and duration is not None and duration <= asr.PACK_MAX_CLIP_S:
-            try:
-                short.append((path, audio.decode(path)))
-            except AgentError as exc:
-                flush()  # the output keeps the order of the files
-                fail(path, exc)
-            if len(short) >= 64:
-                flush()
-            continue
-        flush()
-        show(path, lambda: engine.transcribe_file(path, speakers=speakers))
-    flush()
+    failed = 0
+    for row in transcribe_paths(engine, args.files, _speakers(args.speakers), args.pack, args.word_timestamps):
+        failed += "error" in row
+        _print(row)
     if failed:
-        print(f"support-agent: {len(failed)} of {len(args.files)} files failed", file=sys.stderr)
+        print(f"support-agent: {failed} of {len(args.files)} files failed", file=sys.stderr)
     return EXIT_ERROR if failed else 0
 
 
@@ -223,6 +172,30 @@ def _speaker_count(value: str | None) -> int | None:
     if value is None or not value.strip().lstrip("-").isdigit():
         return None
     return int(value)
+
+
+def _speakers(value: str | None) -> list[str]:
+    from channels import asr
+
+    named = value is not None and _speaker_count(value) is None
+    return [s.strip() for s in value.split(",")] if named else list(asr.DEFAULT_SPEAKERS)
+
+
+def cmd_batch(args, settings):
+    """An archive through one of the commands on Ray; the rows go to OUT/results.parquet, the summary to
+    stdout (JSON) and stderr (a line). Exit 0 once every item has its row, failed ones included."""
+    from channels import batch
+
+    options = batch.BatchOptions(
+        command=args.what, inputs=args.inputs, out=args.out, address=args.address, workers=args.workers,
+        cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker, resume=args.resume,
+        jsonl=args.jsonl, speakers=tuple(_speakers(args.speakers)), pack=args.pack, channel=args.channel,
+        speak=args.speak)
+    with contextlib.redirect_stdout(sys.stderr):  # Ray's own messages (a worker lost, ...): stdout is ours
+        summary = batch.run(options, settings.replace(drafter=args.drafter))
+    _print(summary)
+    print(f"support-agent: {batch.summary_line(summary)}", file=sys.stderr)
+    return 0
 
 
 def cmd_speak(args, settings):
@@ -397,6 +370,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wav: 16-bit at the voice's rate, -16 LUFS; telephone: 8 kHz mu-law WAV, -19 LUFS; "
                    "telephone-pcm: 8 kHz 16-bit WAV, -19 LUFS")
     s.set_defaults(func=cmd_speak)
+
+    b = sub.add_parser("batch", help="an archive of recordings or messages through transcribe, call, classify "
+                       "or reply on Ray (this machine, or a cluster with --address)")
+    b.add_argument("what", choices=("transcribe", "call", "classify", "reply"), help="the command each item goes through")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="folders, files or glob patterns of recordings or messages; manifests (.csv, .jsonl, .parquet) "
+                   "with a 'path' or 'text' column; mbox files, Maildirs, .txt (a message a line)")
+    b.add_argument("--out", required=True, metavar="DIR", help="output folder: DIR/results.parquet, a row per item")
+    b.add_argument("--address", help="join this Ray cluster ('auto', HOST:PORT or ray://HOST:PORT) instead of "
+                   "starting a Ray instance on this machine")
+    b.add_argument("--workers", type=int, default=0, help="workers (each loads the models once; default: as many "
+                   "as the cores, or GPUs, allow)")
+    b.add_argument("--cpus-per-worker", type=int, default=1, help="cores each worker runs on (default 1)")
+    b.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPU share of each worker (e.g. 1 or 0.5); "
+                   "default: no GPU")
+    b.add_argument("--resume", action="store_true", help="finish the run that wrote DIR: items already written "
+                   "(same source and content) are not done again")
+    b.add_argument("--jsonl", metavar="FILE", help="also write the rows as JSON lines to FILE")
+    b.add_argument("--speakers", help="transcribe: who is on each channel of a stereo call (default: customer,agent)")
+    b.add_argument("--no-pack", dest="pack", action="store_false",
+                   help="transcribe: recognise each short recording in its own Whisper window")
+    b.add_argument("--drafter", choices=("composer", "generator"), help="reply, call: default: setting 'drafter'")
+    b.add_argument("--channel", choices=("text", "email", "call"), default="text",
+                   help="reply: how replies are framed (an email is always 'email')")
+    b.add_argument("--speak", metavar="FOLDER", help="call: speak each reply into FOLDER/KEY.wav (KEY: the "
+                   "recording's content hash)")
+    b.set_defaults(func=cmd_batch)
 
     m = sub.add_parser("models", help="model versions: list, promote a trained one, roll back")
     m.set_defaults(func=cmd_models)

@@ -31,7 +31,7 @@ from agent import models
 from agent.guards import unsupported_numbers
 from agent.settings import Settings
 from agent.types import AgentError
-from finetune import script
+from finetune import processes, script
 from finetune.data import rows
 
 DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
@@ -119,7 +119,7 @@ def causal_loss(model, inputs) -> torch.Tensor:
     hidden = out.hidden_states[-1][:, :-1]
     targets = labels[:, 1:]
     scored = targets != -100
-    logits = model.get_output_embeddings()(hidden[scored])
+    logits = getattr(model, "module", model).get_output_embeddings()(hidden[scored])  # "module": inside DDP
     return torch.nn.functional.cross_entropy(logits.float(), targets[scored])
 
 
@@ -211,7 +211,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.base.startswith(WHISPER_PREFIX):
         spoken = sorted({r["passage"].split(". ")[0].rstrip(".") + "." for r in records})[:SPOKEN_SENTENCES]
         cross_attention = whisper_cross_attention(args.base[len(WHISPER_PREFIX):], cache_dir, spoken)
-        np.save(out / CROSS_ATTENTION_FILE, cross_attention)
+        if processes.is_main():
+            np.save(out / CROSS_ATTENTION_FILE, cross_attention)
     model, tokenizer, layout = load_base(args.base, cache_dir, cross_attention)
     limit = context_limit(model)
     train_set = [e for r in records if (e := encode(r, tokenizer, layout, limit))]
@@ -255,6 +256,8 @@ def train(args: argparse.Namespace) -> dict:
         trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.time() - started
     eval_loss = trainer.evaluate()["eval_loss"]
+    if not processes.is_main():  # the first process writes and scores the model
+        return {}
 
     config = GeneratorConfig(base=args.base, architecture=layout.architecture, adapter=args.method == "lora",
                              max_new_tokens=args.max_new_tokens)
@@ -268,6 +271,7 @@ def train(args: argparse.Namespace) -> dict:
     metrics = {"base": args.base, "method": args.method, "train_records": len(train_set),
                "validation_records": len(eval_set), "dropped_too_long": dropped, "eval_loss": round(eval_loss, 4),
                "train_seconds": round(train_seconds), "epochs_run": round(trainer.state.epoch, 2),
+               "steps": trainer.state.global_step, "processes": processes.count(),
                "validation": score(Generator(str(out), cache_dir), validation[:args.score_records])}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     models.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sys
@@ -67,7 +66,7 @@ from agent.intent import DEFAULT_DIR, OUT_OF_SCOPE, IntentClassifier, IntentHead
 from agent.lexical import LexicalModel
 from agent.settings import Settings
 from agent.types import AgentError
-from finetune import script
+from finetune import processes, script
 from finetune.calibration import (calibrate, escalations, evaluate, fit_second_threshold, fit_thresholds,
                                   handed_over)
 from finetune.data import read_examples
@@ -337,10 +336,10 @@ def train(args: argparse.Namespace) -> dict:
     else:
         train_e, val_e = starting, val_frozen
         if init_adapter:  # the head is trained on this adapter's embeddings: the artefact carries a copy
-            if Path(init_adapter).resolve() != (out / adapter).resolve():
+            if Path(init_adapter).resolve() != (out / adapter).resolve() and processes.is_main():
                 shutil.rmtree(out / adapter, ignore_errors=True)
                 shutil.copytree(init_adapter, out / adapter)
-        elif (out / "adapter").exists():
+        elif (out / "adapter").exists() and processes.is_main():
             shutil.rmtree(out / "adapter")  # a stale adapter would not match this head
 
     inherit = parent_head is not None and not args.recalibrate
@@ -361,7 +360,9 @@ def train(args: argparse.Namespace) -> dict:
             details["requests"] = fit_second_threshold(head, whole, embed(encoder, texts.two_requests))
 
     validation = evaluate(head, one_line, names)
-    write_reports(out, names, validation.pop("_truth"), validation.pop("_predicted"))
+    truth, predicted = validation.pop("_truth"), validation.pop("_predicted")
+    if processes.is_main():
+        write_reports(out, names, truth, predicted)
     if texts.validation[len(va_x):]:
         messages = evaluate(head, whole, names)
         details["validation_messages"] = {k: v for k, v in messages.items() if not k.startswith("_") and k != "per_intent"}
@@ -387,14 +388,16 @@ def train(args: argparse.Namespace) -> dict:
     metrics["train_seconds"] = round(time.time() - started, 1)
     head.metrics = {k: v for k, v in metrics.items() if k not in ("validation", "eval", "selected")}
     head.metrics |= {"validation_accuracy": validation["accuracy"], "validation_macro_f1": validation["macro_f1"]}
-    head.save(out)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    summary = {k: validation[k] for k in ("accuracy", "macro_f1", "escalated_fraction", "answered_accuracy")}
-    models.write_version(out, "intent", {"validation": summary, "train_seconds": metrics["train_seconds"]},
-                         [f for f in (args.train, args.validation) if f],
-                         base + (" + LoRA adapter" if adapter else ""),
-                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
+    if processes.is_main():
+        head.save(out)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        summary = {k: validation[k] for k in ("accuracy", "macro_f1", "escalated_fraction", "answered_accuracy")}
+        models.write_version(out, "intent", {"validation": summary, "train_seconds": metrics["train_seconds"]},
+                             [f for f in (args.train, args.validation) if f],
+                             base + (" + LoRA adapter" if adapter else ""),
+                             {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")}, parent)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # only an interrupted run needs them
+    processes.wait_for_everyone()
     return metrics
 
 
@@ -452,7 +455,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def work() -> dict:
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(processes.cpu_threads())
         metrics = train(args)
         v = metrics["validation"]
         return {"out": args.out, "accuracy": v["accuracy"], "macro_f1": v["macro_f1"],

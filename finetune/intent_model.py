@@ -18,6 +18,7 @@ import torch
 
 from agent.encoder import SentenceEncoder, mean_pool
 from agent.intent import IntentHead
+from finetune import processes
 from finetune.intent_data import IGNORE, Drawn, Embedded, LengthGroupedEpochs, TrainingTexts, collate, embed
 
 PART_LOSS_WEIGHT = 0.5  # the parts' share of the loss beside the message's
@@ -114,12 +115,15 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
     resume = args.resume and any(checkpoints.glob("checkpoint-*"))
     with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
         result = trainer.train(resume_from_checkpoint=True if resume else None)
-    encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
-    encoder.save_pretrained(str(out / "adapter"))
-    (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
+    if processes.is_main():
+        encoder.peft_config["default"].base_model_name_or_path = args.base  # not this machine's path
+        encoder.save_pretrained(str(out / "adapter"))
+        (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
+    processes.wait_for_everyone()  # every process reads the adapter next
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
                for h in trainer.state.log_history if "eval_accuracy" in h]
     info = {"epochs_run": round(trainer.state.epoch, 2), "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+            "steps": trainer.state.global_step, "processes": processes.count(),
             **({"best_validation_accuracy": trainer.state.best_metric, "history": history,
                 # the first epoch with the best score: the one the Trainer keeps (it needs a strict gain)
                 "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
@@ -192,6 +196,8 @@ class Embeddings:
             saved = np.load(cached)
             return Embedded(drawn, saved["vectors"], np.split(saved["parts"], np.cumsum(saved["sizes"])[:-1]))
         data = embed(self.encoder, drawn)
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        np.savez(cached, vectors=data.vectors, parts=np.concatenate(data.parts), sizes=[len(p) for p in data.parts])
+        if processes.is_main():
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            np.savez(cached, vectors=data.vectors, parts=np.concatenate(data.parts),
+                     sizes=[len(p) for p in data.parts])
         return data

@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 from agent.types import AgentError
+from finetune import processes
 
 EXIT_ERROR = 1
 
@@ -17,5 +18,6 @@ def run(name: str, work: Callable[[], dict]) -> int:
     except AgentError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    print(json.dumps(summary, ensure_ascii=False))
+    if processes.is_main():  # several training processes write one summary
+        print(json.dumps(summary, ensure_ascii=False))
     return 0
