@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .handover import GATE, THRESHOLD
+from .sentences import split
 
 NEGATIVE, POSITIVE = -0.05, 0.05  # VADER's published cut-offs for the compound score
 ANGRY = -0.6  # strongly negative on its own means an upset customer
@@ -217,6 +218,14 @@ def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None
     return None
 
 
+def _temper(text: str) -> float:
+    """The most negative sentence's VADER score with the problem's own words neutral: a sentence, not the
+    whole message, since VADER's compound score grows with every mildly negative sentence and a long, calm
+    email of several would read as furious."""
+    analyser = _analyser(problems_neutral=True)
+    return min(round(analyser.polarity_scores(s.text)["compound"], 3) for s in split(text)) if text.strip() else 0.0
+
+
 def cue_reason(text: str, mood: Sentiment) -> tuple[str, bool] | None:
     """The reason the explicit cues give, the gravest first, and whether it is firm, or None. A firm cue
     stands whatever the learned detector says: a request for a person, a threat of legal action, or
@@ -236,7 +245,7 @@ def cue_reason(text: str, mood: Sentiment) -> tuple[str, bool] | None:
     if furies:
         return (f"angry customer ('{furies[0]}', sentiment {mood.score:+.2f})",
                 any(not re.fullmatch(r"scam\w*", fury, re.I) for fury in furies))
-    temper = round(_analyser(problems_neutral=True).polarity_scores(text)["compound"], 3) if mood.score < NEGATIVE else 0
+    temper = _temper(text) if mood.score < NEGATIVE else 0
     if temper <= ANGRY or (temper < NEGATIVE and ANGER.search(text)):
         return f"angry customer (sentiment {mood.score:+.2f}, {temper:+.2f} without the problem's own words)", False
     return None
