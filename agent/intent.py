@@ -17,6 +17,7 @@ thresholds come from validation.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -197,6 +198,12 @@ class IntentHead:
             logits = logits + self.lexical_weight * self.lexical.log_probabilities(texts)
         return softmax(logits)
 
+    def _adapter_in(self, directory: Path) -> str | None:
+        """The adapter as the artefact names it: relative to its directory (a loaded head holds the full path)."""
+        if self.adapter is None or not Path(self.adapter).is_absolute():
+            return self.adapter
+        return os.path.relpath(Path(self.adapter).resolve(), Path(directory).resolve())
+
     def save(self, directory: Path) -> None:
         from safetensors.numpy import save_file
 
@@ -214,7 +221,7 @@ class IntentHead:
                 part.save(directory / file)
             else:
                 (directory / file).unlink(missing_ok=True)  # a stale one would not match this head
-        config = {"format": FORMAT, "encoder": self.encoder, "adapter": self.adapter, "labels": self.labels,
+        config = {"format": FORMAT, "encoder": self.encoder, "adapter": self._adapter_in(directory), "labels": self.labels,
                   "temperature": self.temperature, "threshold": self.threshold,
                   "oos_threshold": self.oos.threshold if self.oos else None,
                   "lexical": LEXICAL_FILE if self.lexical is not None else None,

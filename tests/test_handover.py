@@ -58,7 +58,7 @@ def test_cues_and_model_combine():
     plain = "could your team leader give me a bell this afternoon"
     assert handover_reason(plain, sentiment(plain)) is None  # no cue names it
     assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD)).startswith(
-        "asks for a person (hand-over model, p 0.50")
+        f"asks for a person (hand-over model, p {THRESHOLD:.2f}")
     assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD - 0.01)) is None
     assert handover_reason(plain, sentiment(plain), ORDINARY) is None
 

@@ -102,9 +102,31 @@ def test_one_line_held_out_queries(agent):
     assert kept / 300 >= KEPT_ONE_LINE
 
 
-# name -> {figure: bound}; "ordinary escalated" and "two-request messages escalated" are upper bounds.
-WHOLE_MESSAGE_BOUNDS = {}
-ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.93, 0.90
+# name -> {figure: bound}: each set's figures as first scored with the shipped model, two messages of slack
+# ("ordinary escalated" and "two-request messages escalated" are upper bounds, the rest lower bounds).
+# blind_a, blind_b and mailbox_a were used while developing; blind_c, blind_d and mailbox_b were not.
+def _bounds(n: dict[str, tuple[int, int]]) -> dict[str, float]:
+    upper = ("ordinary escalated", "two-request messages escalated")
+    return {f: (k + 2) / total if f in upper else (k - 2) / total for f, (k, total) in n.items()}
+
+
+WHOLE_MESSAGE_BOUNDS = {
+    "blind_a.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (2, 70), "both requests found": (21, 26),
+                              "hand-over escalated": (30, 30), "out of scope escalated": (24, 24)}),
+    "blind_b.jsonl": _bounds({"intent right": (92, 96), "ordinary escalated": (0, 70), "both requests found": (21, 26),
+                              "hand-over escalated": (30, 30), "out of scope escalated": (21, 24)}),
+    "mailbox_a.mbox": _bounds({"intent right": (38, 41), "ordinary escalated": (3, 35), "both requests found": (6, 6),
+                               "hand-over escalated": (5, 5), "out of scope escalated": (4, 4)}),
+    "blind_c.jsonl": _bounds({"intent right": (95, 96), "ordinary escalated": (3, 70), "both requests found": (19, 26),
+                              "two-request messages escalated": (2, 26), "hand-over escalated": (25, 30),
+                              "out of scope escalated": (23, 24)}),
+    "blind_d.jsonl": _bounds({"intent right": (91, 96), "ordinary escalated": (3, 70), "both requests found": (19, 26),
+                              "two-request messages escalated": (1, 26), "hand-over escalated": (29, 30),
+                              "out of scope escalated": (24, 24)}),
+    "mailbox_b.mbox": _bounds({"intent right": (54, 57), "ordinary escalated": (1, 49), "both requests found": (8, 8),
+                               "hand-over escalated": (7, 7), "out of scope escalated": (6, 6)}),
+}
+ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.925, 0.915  # measured 0.932 and 0.927
 
 
 @pytest.mark.parametrize("name", sorted(WHOLE_MESSAGE_BOUNDS))
