@@ -241,7 +241,7 @@ def cmd_models(args, settings):
                         "base_model": v.get("base_model"), "parent": v.get("parent"),
                         "data_hash": (v.get("data_hash") or "")[:12], "metrics": v.get("metrics"), "path": v["path"]})
     elif args.action == "promote":
-        from finetune.versions import promote
+        from agent.promotion import promote
 
         comparison, state = promote(settings.models_dir, args.dir, args.heldout, args.tolerance, args.force)
         if comparison is not None:

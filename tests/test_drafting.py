@@ -98,11 +98,11 @@ def test_whisper_text_decoder_becomes_an_exact_gpt2(settings):
     import torch
     import whisper
 
-    from agent import store
+    from agent import packaged_weights
     from agent.generator import whisper_decoder_lm
 
     model, tokenizer, layout = whisper_decoder_lm("tiny.en", settings.cache_dir)
-    reference = whisper.load_model(store.whisper_checkpoint("tiny.en", settings.cache_dir), device="cpu")
+    reference = whisper.load_model(packaged_weights.whisper_checkpoint("tiny.en", settings.cache_dir), device="cpu")
     for block in reference.decoder.blocks:
         block.cross_attn = None
     ids = torch.tensor([layout.encode_prompt(tokenizer, "Hello, my card ending 4821 has not arrived.")])
@@ -137,10 +137,10 @@ def _tiny_random_base(kind: str, directory):
     from transformers import (BartConfig, BartForConditionalGeneration, GPT2Config, GPT2LMHeadModel,
                               PreTrainedTokenizerFast)
 
-    from agent import store
+    from agent import packaged_weights
 
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_file=str(store.whisper_ct2("tiny.en", ".") + "/tokenizer.json"),
+        tokenizer_file=str(packaged_weights.whisper_ct2("tiny.en", ".") + "/tokenizer.json"),
         eos_token="<|endoftext|>", pad_token="<|endoftext|>", bos_token="<|endoftext|>")
     eos, vocab = tokenizer.eos_token_id, len(tokenizer)
     if kind == "seq2seq":
