@@ -71,11 +71,3 @@ def test_unknown_encoder_offline_is_one_clear_error():
     with pytest.raises(AgentError, match="encoder 'nobody/no-such-encoder' could not be loaded"):
         SentenceEncoder("nobody/no-such-encoder")
 
-
-def test_old_module_paths_still_import():
-    from agent import models, store
-
-    assert store.whisper_ct2 is packaged_weights.whisper_ct2 and store.PACKAGED_WHISPER == packaged_weights.PACKAGED_WHISPER
-    from agent import model_versions
-
-    assert models.read_version is model_versions.read_version and models.SHIPPED == model_versions.SHIPPED
