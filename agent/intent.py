@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models
+from . import model_versions
 from .encoder import SentenceEncoder, load_sentence_encoder
+from .escalation import classifier_reason
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
 from .sentences import Reading, read
@@ -135,6 +136,12 @@ class IntentHead:
         if OUT_OF_SCOPE not in self.labels:
             return np.zeros(len(probs), dtype=bool)
         return probs.argmax(axis=1) == self.labels.index(OUT_OF_SCOPE)
+
+    def out_of_scope(self, probs: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+        """Per row, whether the message is out of scope: its most probable class is the out-of-scope class, or
+        its out-of-scope score (``message_out_of_scope_scores``; None: no statistics) is beyond the threshold."""
+        outside = self.out_of_scope_class(probs)
+        return outside | (np.asarray(scores) > self.oos.threshold) if scores is not None and self.oos else outside
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         """The linear head's own scores, before calibration and without the lexical part."""
@@ -261,7 +268,7 @@ class IntentHead:
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
     """"default" is the promoted intent version in ``models_dir`` if there is one, else the shipped model."""
-    return models.resolve("intent", directory, DEFAULT_DIR, models_dir)
+    return model_versions.resolve("intent", directory, DEFAULT_DIR, models_dir)
 
 
 @dataclass
@@ -314,7 +321,7 @@ class IntentClassifier:
         probs = head.probabilities(embeddings, model_texts)
         ranked = head.in_scope[np.argsort(-probs[:, head.in_scope], axis=1)[:, :k]]
         scores = head.message_out_of_scope_scores(embeddings, parts) if head.oos else [None] * len(texts)
-        outside = head.out_of_scope_class(probs)
+        outside = head.out_of_scope(probs, scores if head.oos else None)
         handover = head.handover.per_message(embeddings) if head.handover else [None] * len(texts)
         out = []
         for i, reading in enumerate(readings):
@@ -326,7 +333,7 @@ class IntentClassifier:
                 part_handover = head.handover.per_message(parts[i]) if head.handover else None
             out.append(Prediction(
                 [IntentScore(head.labels[j], round(float(p[j]), 4)) for j in ranked[i]],
-                out_of_scope=bool(outside[i]) or (d is not None and d > head.oos.threshold),
+                out_of_scope=bool(outside[i]),
                 out_of_scope_score=None if d is None else round(float(d), 4),
                 probabilities=dict(zip(head.labels, p.tolist())), embedding=embeddings[i], handover=handover[i],
                 reading=reading,
@@ -339,7 +346,7 @@ class IntentClassifier:
 
     def escalates(self, prediction: Prediction) -> bool:
         """Whether the classifier alone hands this message to a person: out of scope, or unsure."""
-        return prediction.out_of_scope or prediction.top[0].probability < self.threshold
+        return classifier_reason(prediction.top[0].probability, prediction.out_of_scope, self.threshold) is not None
 
     def predict(self, texts: list[str], k: int = 5) -> list[list[IntentScore]]:
         return [p.top for p in self.classify(texts, k)]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .types import AgentError
+from .types import AgentError, first_line
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "knowledge" / "bank.yaml"
 PERSONAL_SLOTS = ("amount", "reference", "date", "card_last4")
@@ -53,7 +53,7 @@ class KnowledgeBase:
         except OSError as exc:
             raise AgentError(f"knowledge base {path} cannot be read: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise AgentError(f"knowledge base {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise AgentError(f"knowledge base {path} is not valid YAML: {first_line(exc)}") from None
         if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
             raise AgentError(f"knowledge base {path} needs a top-level 'entries' list")
         entries = [_entry(path, i, raw) for i, raw in enumerate(data["entries"])]

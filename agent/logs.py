@@ -14,7 +14,7 @@ import logging
 import re
 import time
 
-from .entities import mask_pii
+from .pii import mask_pii
 
 # Any word after "password is"; only digits after "PIN is", so "my PIN is blocked" survives (it is
 # what training records of the pin_blocked intent must keep).

@@ -9,7 +9,8 @@ from .entities import extract
 from .intent import IntentClassifier, Prediction
 from .knowledge import Entry, KnowledgeBase, Retriever
 from .escalation import decide
-from .sentiment import given_reason, sentiment
+from .handover import given_reason
+from .sentiment import sentiment
 from .settings import Settings
 from .types import AgentError, Message, Reply, Understanding, without_surrogates
 

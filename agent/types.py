@@ -10,6 +10,13 @@ class AgentError(Exception):
     """A problem the user can act on; its message is one line that names the problem."""
 
 
+def first_line(exc: BaseException, default: str = "") -> str:
+    """The first line of an exception's message, or ``default`` when it has none: what a one-line
+    error message quotes of a library's (often multi-line) error."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else default
+
+
 def without_surrogates(text: str) -> str:
     """``text`` with lone surrogates (bytes that were not UTF-8, as Python decodes them from a
     command line or a pipe) replaced by U+FFFD, so tokenizers and JSON output take it."""

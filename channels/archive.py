@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.types import AgentError, without_surrogates
+from agent.types import AgentError, first_line, without_surrogates
 
 from . import email, mailstore
 
@@ -108,7 +108,7 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
                             raise ValueError("each line must be a JSON object")
                         yield number, row
     except (OSError, ValueError, UnicodeError) as exc:  # json, csv and pyarrow errors are ValueErrors
-        raise AgentError(f"{manifest}: cannot read the manifest ({str(exc).splitlines()[0]})") from None
+        raise AgentError(f"{manifest}: cannot read the manifest ({first_line(exc)})") from None
 
 
 # Messages ------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ import numpy as np
 
 from agent import store
 from agent.settings import Settings
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 
 from . import audio as audio_io
 from . import diarization, engine_class, spoken_numbers
@@ -141,10 +141,6 @@ def _cpu_count() -> int:
         return max(len(os.sched_getaffinity(0)), 1)
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else "no detail"
 
 
 class _Speech:
@@ -578,7 +574,7 @@ class FasterWhisperEngine(WhisperEngine):
                                       cpu_threads=_cpu_count() if device == "cpu" else 0)
         except Exception as exc:  # hub errors, bad files and CUDA errors all come from different libraries
             raise AgentError(f"Whisper model '{self.model_name}' could not be loaded on {device} "
-                             f"({type(exc).__name__}: {_first_line(exc)}); "
+                             f"({type(exc).__name__}: {first_line(exc, 'no detail')}); "
                              "packaged models: 'base', 'tiny.en'; or set SUPPORT_AGENT_ASR_MODEL to a local "
                              "CTranslate2 directory") from None
 
@@ -630,7 +626,7 @@ class OpenAIWhisperEngine(WhisperEngine):
             self.model = whisper.load_model(checkpoint, device=device)  # official names: ~/.cache/whisper
         except Exception as exc:  # download, file and CUDA errors all come from different libraries
             raise AgentError(f"Whisper model '{self.model_name}' could not be loaded by openai-whisper on {device} "
-                             f"({type(exc).__name__}: {_first_line(exc)}); packaged models: 'base', 'tiny.en'; "
+                             f"({type(exc).__name__}: {first_line(exc, 'no detail')}); packaged models: 'base', 'tiny.en'; "
                              "or an official Whisper name when online, a .pt checkpoint or a CTranslate2 "
                              "directory") from None
         if Path(checkpoint).is_file():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 
 SAMPLE_RATE = 16000  # what Whisper expects
 
@@ -112,7 +112,7 @@ def _split(pieces: list[np.ndarray], n: int) -> tuple[np.ndarray, list[np.ndarra
 
 
 def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+    return getattr(exc, "strerror", None) or first_line(exc)
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from agent import logs
 from agent.settings import Settings
-from agent.types import AgentError, Message
+from agent.types import AgentError, Message, first_line
 
 from . import rows
 from .archive import Item
@@ -130,7 +130,7 @@ def _guarded(work, n: int) -> list[dict]:
         return [{"error": str(exc)}] * n
     except Exception as exc:  # a bug, not bad input: logged with where it happened, and the run goes on
         logs.event(log, "internal_error", error=type(exc).__name__, where=traceback.format_exc(limit=-1).strip())
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        first = first_line(exc)
         return [{"error": f"internal error: {type(exc).__name__}: {first}"}] * n
 
 

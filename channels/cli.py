@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent import logs
 from agent.settings import Settings, overrides
-from agent.types import AgentError, without_surrogates
+from agent.types import AgentError, first_line, without_surrogates
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 70
 NO_TEXT = "no text given (pass it as arguments, or '-' to read standard input)"
@@ -241,7 +241,7 @@ def cmd_models(args, settings):
                         "base_model": v.get("base_model"), "parent": v.get("parent"),
                         "data_hash": (v.get("data_hash") or "")[:12], "metrics": v.get("metrics"), "path": v["path"]})
     elif args.action == "promote":
-        from finetune.versions import promote
+        from agent.promotion import promote
 
         comparison, state = promote(settings.models_dir, args.dir, args.heldout, args.tolerance, args.force)
         if comparison is not None:
@@ -449,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"support-agent: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        print(f"support-agent: internal error: {type(exc).__name__}: {first_line(exc)} "
               "(set SUPPORT_AGENT_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
 

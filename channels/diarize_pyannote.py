@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from agent.settings import Settings
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 
 from .audio import SAMPLE_RATE
 from .diarization import Diarizer, SpeakerTurn
@@ -28,13 +28,13 @@ class PyannoteDiarizer(Diarizer):
                              "pip install 'support-agent[pyannote]'") from None
         except Exception as exc:  # installed but broken, e.g. a torchaudio built for another torch
             raise AgentError(f"pyannote.audio could not be imported ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); it needs a torchaudio "
+                             f"{first_line(exc, 'no detail')}); it needs a torchaudio "
                              "matching the installed torch") from None
         model = settings.diarization_model or DEFAULT_PIPELINE
         try:
             self.pipeline = Pipeline.from_pretrained(model, token=os.environ.get("HF_TOKEN"))
         except Exception as exc:  # hub, file and version errors all come from different libraries
-            self.pipeline, reason = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.pipeline, reason = None, f"{type(exc).__name__}: {first_line(exc)}"
         else:
             reason = "no pipeline returned"
         if self.pipeline is None:

@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
-from agent.types import AgentError, Message
+from agent.types import AgentError, Message, first_line
 
 # mail-parser logs what it finds in a message (part types, file names) as warnings; logs must not
 # carry message content, and the CLI's stderr is for its own lines.
@@ -583,7 +583,7 @@ def process(raw: bytes, agent, transcribe=None, key: str | None = None) -> tuple
     try:
         msg = draft(parsed, body, own, key=key, automatic=not escalate, answered=text)
     except (ValueError, TypeError, IndexError, AgentError) as exc:  # headers the email package refuses
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = first_line(exc, type(exc).__name__)
         return EmailResult(parsed.message_id, "rejected", reply.intent, reply.confidence,
                            f"cannot draft a reply: {detail}"), None
     result = EmailResult(parsed.message_id, "escalated" if escalate else "replied", reply.intent, reply.confidence,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
 from agent import logs
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 
 from . import email
 
@@ -387,7 +387,7 @@ class Runner:
         try:
             self.smtp.send(msg)
         except (smtplib.SMTPException, OSError) as exc:
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = first_line(exc, type(exc).__name__)
             result.extra["sent"] = False
             result.reason = f"sending failed, the draft is in the outbox: {detail}"
             self.state.mark_sent(key, "failed")

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 
 RESULTS = "results.parquet"
 PARTS = ".parts"
@@ -82,7 +82,7 @@ class Results:
             try:
                 rows += pq.read_table(file).to_pylist()
             except (OSError, ValueError) as exc:
-                raise AgentError(f"{file}: not readable as Parquet ({str(exc).splitlines()[0]}); "
+                raise AgentError(f"{file}: not readable as Parquet ({first_line(exc)}); "
                                  "move it away to go on") from None
         return rows
 

@@ -13,7 +13,9 @@ import math
 import numpy as np
 
 from agent.intent import IntentHead
-from agent.sentiment import handover_reason, sentiment
+from agent.escalation import classifier_reason, escalates
+from agent.handover import handover_reason
+from agent.sentiment import sentiment
 from agent.types import AgentError
 from finetune.intent_data import IGNORE, Embedded
 
@@ -55,12 +57,17 @@ def out_of_scope_scores(head: IntentHead, data: Embedded) -> np.ndarray:
     return head.message_out_of_scope_scores(data.vectors, data.parts)
 
 
+def classifier_reading(head: IntentHead, data: Embedded, probs: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Each message's top in-scope probability, and whether it is out of scope (``IntentHead.out_of_scope``)."""
+    probs = head.probabilities(data.vectors, data.texts) if probs is None else probs
+    return probs[:, head.in_scope].max(axis=1), head.out_of_scope(probs, out_of_scope_scores(head, data) if head.oos else None)
+
+
 def escalations(head: IntentHead, data: Embedded, probs: np.ndarray | None = None) -> np.ndarray:
     """What the classifier escalates: unsure, or out of scope (its out-of-scope class, or far from every intent)."""
-    probs = head.probabilities(data.vectors, data.texts) if probs is None else probs
-    unsure = probs[:, head.in_scope].max(axis=1) < head.threshold
-    outside = head.out_of_scope_class(probs)
-    return unsure | outside | (out_of_scope_scores(head, data) > head.oos.threshold) if head.oos else unsure | outside
+    return np.array([classifier_reason(p, o, head.threshold) is not None
+                     for p, o in zip(*classifier_reading(head, data, probs))], dtype=bool)
 
 
 def handed_over(head: IntentHead, data: Embedded) -> np.ndarray:
@@ -69,6 +76,12 @@ def handed_over(head: IntentHead, data: Embedded) -> np.ndarray:
     texts = data.texts
     learned = head.handover.per_message(data.vectors) if head.handover else [None] * len(texts)
     return np.array([handover_reason(t, sentiment(t), p) is not None for t, p in zip(texts, learned)], dtype=bool)
+
+
+def escalated(head: IntentHead, data: Embedded, probs: np.ndarray | None = None) -> np.ndarray:
+    """What the agent escalates, for every reason it has (``agent.escalation.escalates``)."""
+    return np.array([escalates(h, p, o, head.threshold)
+                     for h, p, o in zip(handed_over(head, data), *classifier_reading(head, data, probs))], dtype=bool)
 
 
 def answered(head: IntentHead, data: Embedded) -> Embedded:
@@ -152,21 +165,21 @@ def evaluate(head: IntentHead, data: Embedded, names: list[str]) -> dict:
     probs = head.probabilities(data.vectors, data.texts)
     labels = [names[i] for i in data.labels]
     predicted = [names[i] for i in head.in_scope[probs[:, head.in_scope].argmax(axis=1)]]
-    escalated = escalations(head, data, probs) | handed_over(head, data)
+    to_person = escalated(head, data, probs)
     correct = np.array([p == t for p, t in zip(predicted, labels)])
     names = [names[i] for i in head.in_scope]
     p, r, f, n = precision_recall_fscore_support(labels, predicted, labels=names, zero_division=0)
     extra = {}
     if outside.drawn:  # the held-out requests of the out-of-scope class
-        extra["out_of_scope_escalated"] = round(float((escalations(head, outside) | handed_over(head, outside)).mean()), 4)
+        extra["out_of_scope_escalated"] = round(float(escalated(head, outside).mean()), 4)
     return {
         **extra,
         "examples": len(labels),
         "accuracy": round(float(accuracy_score(labels, predicted)), 4),
         "macro_f1": round(float(f1_score(labels, predicted, labels=names, average="macro", zero_division=0)), 4),
-        "escalated_fraction": round(float(escalated.mean()), 4),
-        "answered_accuracy": round(float(correct[~escalated].mean()) if (~escalated).any() else 0.0, 4),
-        "correct_and_answered": round(float((correct & ~escalated).mean()), 4),
+        "escalated_fraction": round(float(to_person.mean()), 4),
+        "answered_accuracy": round(float(correct[~to_person].mean()) if (~to_person).any() else 0.0, 4),
+        "correct_and_answered": round(float((correct & ~to_person).mean()), 4),
         "per_intent": {lab: {"precision": round(float(a), 4), "recall": round(float(b), 4), "f1": round(float(c), 4),
                              "support": int(d)} for lab, a, b, c, d in zip(names, p, r, f, n)},
         "_predicted": predicted,

@@ -25,23 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.generator import (CROSS_ATTENTION_FILE, DEFAULT_DIR, WHISPER_PREFIX, Generator, GeneratorConfig,
+from agent.generator import (CROSS_ATTENTION_FILE, WHISPER_PREFIX, Generator, GeneratorConfig,
                              context_limit, load_base, prompt)
-from agent import models
-from agent.guards import unsupported_numbers
+from agent import model_versions
+from agent.promotion import read_records, score_replies
 from agent.settings import Settings
 from agent.types import AgentError
 from finetune import processes, script
-from finetune.data import rows
 
 DEFAULT_BASE = WHISPER_PREFIX + "tiny.en"
-REPO = Path(__file__).resolve().parent.parent
-# Promotion (support-agent models promote) compares versions on these records, which no shipped
-# version trained on; higher is better for each metric.
-DEFAULT_HELDOUT = REPO / "data" / "replies" / "validation.jsonl"
-SHIPPED = DEFAULT_DIR
-PROMOTION_METRICS = ("rougeL", "chrf", "number_faithfulness")
-HELDOUT_RECORDS = 40  # generation is the slow part: about a second a reply on a CPU
 SPOKEN_SENTENCES = 12  # passage sentences spoken to measure Whisper's average cross-attention
 
 
@@ -69,20 +61,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=13)
     return p.parse_args(argv)
-
-
-def read_records(path: str | Path) -> list[dict]:
-    """Reply records (JSONL, or CSV) with ``text``, ``passage`` and ``reply``; the first bad row is an error."""
-    records = []
-    for number, row in rows(path):
-        if isinstance(row, AgentError):
-            raise row
-        if not all(isinstance(row.get(k), str) and row[k].strip() for k in ("text", "passage", "reply")):
-            raise AgentError(f"{path}:{number}: each record needs 'text', 'passage' and 'reply'")
-        records.append(row)
-    if not records:
-        raise AgentError(f"{path} holds no records")
-    return records
 
 
 def encode(record: dict, tokenizer, layout, limit: int) -> dict | None:
@@ -123,30 +101,6 @@ def causal_loss(model, inputs) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits.float(), targets[scored])
 
 
-def score(generator: Generator, records: list[dict]) -> dict:
-    """ROUGE-L and chrF against the reference replies, invented numbers and latency, over ``records``."""
-    import sacrebleu
-    from rouge_score import rouge_scorer
-    from tqdm import tqdm
-
-    rouge = rouge_scorer.RougeScorer(["rougeL"])
-    rows, latencies = [], []
-    for r in tqdm(records, desc="scoring", unit="reply"):
-        start = time.perf_counter()
-        draft = generator.draft(r["text"], r["passage"], r.get("channel", "email"))
-        latencies.append(time.perf_counter() - start)
-        rows.append({"rougeL": rouge.score(r["reply"], draft)["rougeL"].fmeasure,
-                     "chrf": sacrebleu.sentence_chrf(draft, [r["reply"]]).score,
-                     "invented": bool(unsupported_numbers(draft, [r["text"], r["passage"]])),
-                     "exact": draft.strip() == r["reply"].strip()})
-    return {"records": len(rows),
-            "rougeL": round(float(np.mean([x["rougeL"] for x in rows])), 4),
-            "chrf": round(float(np.mean([x["chrf"] for x in rows])), 2),
-            "invented_number_rate": round(float(np.mean([x["invented"] for x in rows])), 4),
-            "exact_match": round(float(np.mean([x["exact"] for x in rows])), 4),
-            "latency_median_s": round(float(np.median(latencies)), 3)}
-
-
 def whisper_cross_attention(name: str, cache_dir: str, sentences: list[str]) -> np.ndarray:
     """Each Whisper decoder layer's cross-attention output, averaged over real speech.
 
@@ -155,11 +109,11 @@ def whisper_cross_attention(name: str, cache_dir: str, sentences: list[str]) -> 
     """
     import whisper
 
-    from agent import store
+    from agent import packaged_weights
     from channels.audio import resample
     from channels.tts import load_engine
 
-    model = whisper.load_model(store.whisper_checkpoint(name, cache_dir), device="cpu")
+    model = whisper.load_model(packaged_weights.whisper_checkpoint(name, cache_dir), device="cpu")
     tokenizer = whisper.tokenizer.get_tokenizer(model.is_multilingual, language="en", task="transcribe")
     voice = load_engine(Settings.load().replace(tts_engine="piper"), deterministic=True)
     outputs: dict[int, torch.Tensor] = {}
@@ -177,13 +131,6 @@ def whisper_cross_attention(name: str, cache_dir: str, sentences: list[str]) -> 
     for hook in hooks:
         hook.remove()
     return (total / count).numpy()
-
-
-def heldout_metrics(model_dir: str | Path, heldout: str | Path) -> dict:
-    """What promotion compares: ROUGE-L, chrF (as a fraction) and the share of drafts with no invented number."""
-    result = score(Generator(str(model_dir), Settings.load().cache_dir), read_records(heldout)[:HELDOUT_RECORDS])
-    return {"rougeL": result["rougeL"], "chrf": round(result["chrf"] / 100, 4),
-            "number_faithfulness": round(1 - result["invented_number_rate"], 4)}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -272,9 +219,9 @@ def train(args: argparse.Namespace) -> dict:
                "validation_records": len(eval_set), "dropped_too_long": dropped, "eval_loss": round(eval_loss, 4),
                "train_seconds": round(train_seconds), "epochs_run": round(trainer.state.epoch, 2),
                "steps": trainer.state.global_step, "processes": processes.count(),
-               "validation": score(Generator(str(out), cache_dir), validation[:args.score_records])}
+               "validation": score_replies(Generator(str(out), cache_dir), validation[:args.score_records])}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    models.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,
+    model_versions.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,
                          {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")})
     shutil.rmtree(checkpoints, ignore_errors=True)
     return metrics

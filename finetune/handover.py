@@ -25,10 +25,10 @@ import numpy as np
 
 from agent.handover import HAND_WRITTEN_NONE_WEIGHT, LABELS, HandoverHead
 from agent.intent import HANDOVER_FILE, IntentClassifier, resolve
+from agent.labelled import read_examples
 from agent.sentences import read
 from agent.types import AgentError
 from finetune import script
-from finetune.data import read_examples
 from finetune.messages import MessageBuilder
 
 REPO = Path(__file__).resolve().parent.parent

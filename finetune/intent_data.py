@@ -18,10 +18,10 @@ import torch
 
 from agent.encoder import MAX_TOKENS
 from agent.intent import OUT_OF_SCOPE
+from agent.labelled import read_examples
 from agent.sentences import read
 from agent.types import AgentError
 from finetune.augment import add_entity_noise
-from finetune.data import read_examples
 from finetune.messages import MessageBuilder
 
 IGNORE = -100  # a message with no single intent, or a part that belongs to no request

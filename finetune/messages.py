@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.types import AgentError
+from agent.types import AgentError, first_line
 from finetune.augment import DETAILS, FIRST, LAST, _amount, _date, _digits, _email, _phone, _reference
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ class Ingredients:
             return cls(yaml.safe_load(frames.read_text(encoding="utf-8")),
                        yaml.safe_load(contexts.read_text(encoding="utf-8")) or {})
         except (OSError, yaml.YAMLError) as exc:
-            raise AgentError(f"message parts could not be read: {str(exc).splitlines()[0]}") from None
+            raise AgentError(f"message parts could not be read: {first_line(exc)}") from None
 
 
 class _Text:

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.labelled import label_of, rows
 from agent.logs import redact
 from agent.records import Record
 from agent.types import AgentError
 from finetune import script
-from finetune.data import label_of, rows
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BASE = REPO / "data" / "banking77" / "train.csv"

@@ -30,10 +30,10 @@ from tqdm import tqdm
 from agent.compose import body, grounding, unframe
 from agent.entities import extract
 from agent.knowledge import KnowledgeBase
+from agent.labelled import read_examples, rows
 from agent.sentiment import sentiment
 from agent.types import AgentError
 from finetune import script
-from finetune.data import read_examples, rows
 
 REPO = Path(__file__).resolve().parent.parent
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

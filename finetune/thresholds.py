@@ -21,7 +21,8 @@ from agent.encoder import SentenceEncoder
 from agent.intent import IntentHead, resolve
 from finetune import script
 from finetune.calibration import evaluate, fit_thresholds
-from finetune.intent import DEFAULT_OOS_TRAIN, DEFAULT_TRAIN, ESCALATE_BUDGET, Texts, with_out_of_scope
+from finetune.intent import DEFAULT_OOS_TRAIN, DEFAULT_TRAIN, ESCALATE_BUDGET
+from finetune.intent_fit import Texts, with_out_of_scope
 from finetune.intent_data import embed, load_data
 
 

@@ -2,7 +2,8 @@ import re
 
 import pytest
 
-from agent.entities import extract, luhn_valid, mask_pii
+from agent.entities import extract, luhn_valid
+from agent.pii import mask_pii
 
 
 def kinds(text):

@@ -5,13 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from agent.handover import GATE, LABELS, THRESHOLD, HandoverHead
+from agent.handover import GATE, LABELS, THRESHOLD, HandoverHead, handover_reason
 from agent.intent import IntentHead
-from agent.sentiment import handover_reason, sentiment
+from agent.labelled import read_examples
+from agent.sentiment import sentiment
 from agent.types import AgentError, Message
 from conftest import REPO
 from finetune import handover as train_handover
-from finetune.data import read_examples
 
 ORDINARY = dict.fromkeys(LABELS, 0.0) | {"none": 0.95}
 

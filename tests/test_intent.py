@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from agent.intent import IntentClassifier, IntentHead
+from agent.labelled import read_examples
 from agent.types import AgentError
 from conftest import REPO
 from finetune import calibration
 from finetune import intent as train_intent
-from finetune.data import read_examples
 from finetune.intent_data import Drawn, Embedded
 
 # Paraphrases written for this test (not from the training data), one per intent checked.

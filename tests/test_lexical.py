@@ -4,10 +4,10 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from agent.intent import IntentHead
+from agent.labelled import read_examples
 from agent.lexical import MIN_DF, NGRAMS, TOKEN, LexicalModel
 from agent.types import AgentError
 from finetune import calibration
-from finetune.data import read_examples
 from conftest import REPO
 
 TEXTS = ["My card hasn't arrived yet", "card arrived damaged, what now?", "Cancel my transfer please",

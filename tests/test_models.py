@@ -6,17 +6,38 @@ import shutil
 import numpy as np
 import pytest
 
-from agent import models
+from agent import model_versions
 from agent.intent import DEFAULT_DIR, IntentClassifier, IntentHead
+from agent.labelled import read_examples
 from agent.types import AgentError
 from conftest import REPO, run_cli
 from finetune import intent as train_intent
 from finetune import prepare
-from finetune.data import read_examples
 
 EXAMPLES = REPO / "data" / "examples"
 OLD = ("card_arrival", "lost_or_stolen_card", "terminate_account", "apple_pay_or_google_pay", "exchange_rate",
        "change_pin")
+
+
+def test_version_id_names_the_time_and_the_training_data(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(model_versions, "datetime", Frozen)  # the same second: only the data can differ
+
+    def version(name: str, data: str) -> dict:
+        out = tmp_path / name
+        out.mkdir()
+        (out / "data.jsonl").write_text(data)
+        return model_versions.write_version(out, "intent", {}, [out / "data.jsonl"], "base", {})
+
+    first, same, changed = version("a", "data 0"), version("b", "data 0"), version("c", "data 1")
+    assert first["id"] == same["id"] == "20260501-120000-" + first["data_hash"][:8]
+    assert changed["id"] != first["id"] and changed["data_hash"] != first["data_hash"]
 
 
 def test_registry_versions_pointer_and_rollback(tmp_path):
@@ -27,27 +48,26 @@ def test_registry_versions_pointer_and_rollback(tmp_path):
         out.mkdir()
         (out / "weights").write_text(f"model {n}")
         (out / "data.jsonl").write_text(f"data {n}")
-        info = models.write_version(out, "intent", {"accuracy": 0.9 + n / 100}, [out / "data.jsonl"], "base",
-                                    {"lr": 0.1, "path": out}, parent=models.SHIPPED if n == 0 else trained[0]["id"])
-        assert info["data_hash"] == models.data_hash([out / "data.jsonl"]) and info["settings"]["path"] == str(out)
+        info = model_versions.write_version(out, "intent", {"accuracy": 0.9 + n / 100}, [out / "data.jsonl"], "base",
+                                    {"lr": 0.1, "path": out}, parent=model_versions.SHIPPED if n == 0 else trained[0]["id"])
+        assert info["data_hash"] == model_versions.data_hash([out / "data.jsonl"]) and info["settings"]["path"] == str(out)
         trained.append(info)
-    assert trained[0]["id"] != trained[1]["id"] or trained[0]["data_hash"] != trained[1]["data_hash"]
     shipped = tmp_path / "shipped"
-    assert models.resolve("intent", "default", shipped, store) == shipped  # nothing promoted yet
-    assert models.resolve("intent", "/some/path", shipped, store).as_posix() == "/some/path"
+    assert model_versions.resolve("intent", "default", shipped, store) == shipped  # nothing promoted yet
+    assert model_versions.resolve("intent", "/some/path", shipped, store).as_posix() == "/some/path"
     for n in range(2):
-        models.set_current(store, "intent", models.install(store, tmp_path / f"run{n}").name)
-    current = models.resolve("intent", "default", shipped, store)
+        model_versions.set_current(store, "intent", model_versions.install(store, tmp_path / f"run{n}").name)
+    current = model_versions.resolve("intent", "default", shipped, store)
     assert (current / "weights").read_text() == "model 1" and current.parent == store / "intent"
-    assert [v["id"] for v in models.versions(store, "intent")] == [trained[0]["id"], trained[1]["id"]]
-    assert models.rollback(store, "intent")["version"] == trained[0]["id"]
-    assert (models.resolve("intent", "default", shipped, store) / "weights").read_text() == "model 0"
-    assert models.rollback(store, "intent")["version"] is None
-    assert models.resolve("intent", "default", shipped, store) == shipped
+    assert [v["id"] for v in model_versions.versions(store, "intent")] == [trained[0]["id"], trained[1]["id"]]
+    assert model_versions.rollback(store, "intent")["version"] == trained[0]["id"]
+    assert (model_versions.resolve("intent", "default", shipped, store) / "weights").read_text() == "model 0"
+    assert model_versions.rollback(store, "intent")["version"] is None
+    assert model_versions.resolve("intent", "default", shipped, store) == shipped
     with pytest.raises(AgentError, match="nothing to roll back"):
-        models.rollback(store, "intent")
+        model_versions.rollback(store, "intent")
     with pytest.raises(AgentError, match="not a model version"):
-        models.install(store, tmp_path)
+        model_versions.install(store, tmp_path)
 
 
 def subset(path, intents, per_intent, seed=0):
@@ -82,9 +102,9 @@ def test_new_intent_is_learnt_and_versioned(loop):
     tmp, prepared, out, _ = loop
     for secret in ("John Smith", "Kowalski", "4111", "07700"):  # PII from the new transcripts
         assert secret not in (prepared / "train.jsonl").read_text() + (prepared / "validation.jsonl").read_text()
-    info = models.read_version(out)
-    assert info["kind"] == "intent" and info["parent"] == models.SHIPPED
-    assert info["data_hash"] == models.data_hash([prepared / "train.jsonl", prepared / "validation.jsonl"])
+    info = model_versions.read_version(out)
+    assert info["kind"] == "intent" and info["parent"] == model_versions.SHIPPED
+    assert info["data_hash"] == model_versions.data_hash([prepared / "train.jsonl", prepared / "validation.jsonl"])
     assert info["settings"]["method"] == "head" and "adapter" in info["base_model"].lower()
     assert (out / "adapter").is_dir() and not (out / "checkpoints").exists()
     clf = IntentClassifier(str(out))
@@ -112,7 +132,7 @@ def test_recalibrate_refits_what_init_from_keeps(loop, tmp_path):
 
 def test_promote_compares_and_the_agent_follows_then_rollback(loop, tmp_path, capsys, monkeypatch):
     from channels import cli
-    from finetune import versions
+    from agent import promotion
 
     _, _, out, heldout = loop
     store = tmp_path / "models"
@@ -127,7 +147,7 @@ def test_promote_compares_and_the_agent_follows_then_rollback(loop, tmp_path, ca
     done = run_cli("models", "promote", str(out), "--heldout", str(heldout), env=env)
     assert done.returncode == 0, done.stderr.decode()
     result = json.loads(done.stdout)
-    assert result["promoted"] == models.read_version(out)["id"] and result["previous"] == models.SHIPPED
+    assert result["promoted"] == model_versions.read_version(out)["id"] and result["previous"] == model_versions.SHIPPED
     assert set(result["comparison"]["metrics"]) == {"accuracy", "macro_f1"} and not result["comparison"]["worse"]
     assert "shipped" in done.stderr.decode() and "accuracy" in done.stderr.decode()  # the side-by-side table
 
@@ -139,10 +159,10 @@ def test_promote_compares_and_the_agent_follows_then_rollback(loop, tmp_path, ca
     head = load_file(str(broken / "head.safetensors"))
     head["weight"] = np.ascontiguousarray(np.roll(head["weight"], 1, axis=0))
     save_file(head, str(broken / "head.safetensors"))
-    models.write_version(broken, "intent", {}, [broken / "head.safetensors"], "broken", {})
+    model_versions.write_version(broken, "intent", {}, [broken / "head.safetensors"], "broken", {})
     with pytest.raises(AgentError, match=r"not promoted: .* is worse than .* on accuracy, macro_f1"):
-        versions.promote(store, broken, heldout)
-    assert models.pointer(store, "intent")["version"] == result["promoted"]
+        promotion.promote(store, broken, heldout)
+    assert model_versions.pointer(store, "intent")["version"] == result["promoted"]
 
     classified = run_cli("classify", "I'm off to Lisbon on Saturday, please note it so my card isn't blocked", env=env)
     assert json.loads(classified.stdout)["intent"] == "travel_notification"  # the agent uses the promoted model
@@ -152,6 +172,6 @@ def test_promote_compares_and_the_agent_follows_then_rollback(loop, tmp_path, ca
     code, _, err = command("models", "promote", str(out))
     assert code == 1 and "already the promoted intent model" in err
     code, (back,), _ = command("models", "rollback")
-    assert code == 0 and back["current"] == models.SHIPPED and models.current(store, "intent") is None
+    assert code == 0 and back["current"] == model_versions.SHIPPED and model_versions.current(store, "intent") is None
     code, _, err = command("models", "promote", str(tmp_path))
     assert code == 1 and err.startswith("support-agent: error:") and "is not a model version" in err

@@ -5,7 +5,7 @@ import multiprocessing
 import pytest
 
 from agent import records
-from agent.entities import mask_pii
+from agent.pii import mask_pii
 from agent.settings import Settings
 from agent.types import AgentError, Message
 

@@ -4,7 +4,8 @@ import pytest
 
 from agent.compose import APOLOGY
 from agent.intent import OutOfScope
-from agent.sentiment import handover_reason, sentiment
+from agent.handover import handover_reason
+from agent.sentiment import sentiment
 from agent.types import Message
 
 

