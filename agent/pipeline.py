@@ -115,13 +115,14 @@ class Agent:
             records.append(self.settings.records_file, records.from_reply(message, reply))
         return reply
 
-    @staticmethod
-    def _further_entries(u: Understanding, ranked: list[tuple[Entry, float]]) -> list[Entry]:
+    def _further_entries(self, u: Understanding, ranked: list[tuple[Entry, float]]) -> list[Entry]:
         """An approved answer for each further request of the message (its intent's most relevant
         entry), where the knowledge base has one."""
         found = []
         for request in u.intents[1:]:
-            entry = next((e for e, _ in ranked if e.intent == request["intent"]), None)
+            # the most relevant of its entries, or its first where retrieval for the main request missed them all
+            entry = next((e for e, _ in ranked if e.intent == request["intent"]),
+                         next(iter(self.knowledge.for_intent(request["intent"])), None))
             if entry is not None:
                 found.append(entry)
         return found

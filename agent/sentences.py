@@ -66,7 +66,9 @@ PLEASANTRY = re.compile(
     r"^(?:i\s+)?hope\s+(?:you(?:'re|\s+are)|this\s+(?:email|message)\s+finds\s+you|all\s+is)\s+(?:well|ok|okay|good)"
     r"[^.?!]{0,30}[.!]*$|^(?:how\s+are\s+you(?:\s+doing)?(?:\s+today)?\??)$", re.I)
 THANKS_PATTERN = re.compile(
-    r"^(?:(?:many|big|huge)\s+)?(?:thanks|thank\s+you|thank\s+u|thanx|thx|ty|cheers|ta)(?:\s+(?:so|very)\s+much)?"
+    # not sarcasm: "thanks for nothing" is the customer's temper, read with the content
+    r"^(?:(?:many|big|huge)\s+)?(?:thanks|thank\s+you|thank\s+u|thanx|thx|ty|cheers|ta)(?!\s+for\s+(?:absolutely\s+)?nothing)"
+    r"(?:\s+(?:so|very)\s+much)?"
     r"(?:\s+(?:a\s+lot|in\s+advance|for\s+(?:your|any|all\s+your)\s+(?:help|time|assistance|support|patience)"
     r"(?:\s+(?:with\s+this|in\s+advance))?|again|very\s+much|kindly))*[\s,!.]*"
     r"|^(?:any|your)\s+help\s+(?:would\s+be|is)\s+(?:much\s+|greatly\s+|really\s+|very\s+much\s+)?appreciated[\s.!]*"
