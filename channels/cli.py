@@ -53,8 +53,6 @@ def cmd_email(args, settings):
     """One JSON object per input message; a summary line on stderr. Exit 0 once every message got an
     action (rejected ones included); 1 when the source, outbox or state store cannot be used, or when
     the one message on standard input is rejected."""
-    from channels import mailstore
-
     if args.source not in (None, "-"):
         raise AgentError(f"unknown email source '{args.source}': give --imap URL, --mbox PATH, --maildir PATH or '-'")
     if sum(bool(s) for s in (args.source, args.mbox, args.maildir, args.imap)) != 1:
@@ -67,13 +65,17 @@ def cmd_email(args, settings):
         if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False):
             raise AgentError(f"{flag} works only with --imap")
     from agent.pipeline import Agent
+    from channels.email_outbox import SmtpSender
+    from channels.email_runner import Runner
+    from channels.email_sources import open_source
+    from channels.email_state import StateStore, default_state
 
     outbox = Path(args.outbox or settings.outbox)
-    items = mailstore.open_source(args.mbox, args.maildir, sys.stdin.buffer)
-    smtp = mailstore.SmtpSender(args.smtp) if args.smtp else None
+    items = open_source(args.mbox, args.maildir, sys.stdin.buffer)
+    smtp = SmtpSender(args.smtp) if args.smtp else None
     result = None
-    with mailstore.StateStore(args.state or mailstore.default_state(outbox)) as state:
-        runner = mailstore.Runner(Agent(settings), outbox, state, smtp, record_rejected=args.source != "-")
+    with StateStore(args.state or default_state(outbox)) as state:
+        runner = Runner(Agent(settings), outbox, state, smtp, record_rejected=args.source != "-")
         try:
             for result in runner.run(items):
                 _print(result.to_dict(reply=args.source == "-"))
@@ -94,7 +96,9 @@ def _email_imap(args, settings):
     """``email --imap``: drafts into an IMAP folder, once or watching. The server is reached before the
     models load, so a wrong password, folder or address is reported at once."""
     from agent.settings import config_path
-    from channels import imap, mailstore
+    from channels import imap
+    from channels.email_runner import Runner
+    from channels.email_state import StateStore, default_state
     from channels.imap_runner import ImapOptions, ImapOutbox, ImapRunner, Stop
 
     for flag, value in (("--outbox", args.outbox), ("--smtp", args.smtp)):
@@ -107,7 +111,7 @@ def _email_imap(args, settings):
     options = ImapOptions(args.outbox_imap, args.escalate_folder, args.watch,
                           settings.imap_poll_s if args.poll_interval is None else args.poll_interval)
     mailbox = imap.ImapMailbox(address, password, args.insecure, settings.imap_timeout_s)
-    with mailstore.StateStore(args.state or mailstore.default_state(settings.outbox)) as state:
+    with StateStore(args.state or default_state(settings.outbox)) as state:
         drafts = mailbox.open(options.drafts, options.escalate_folder)  # closes itself if it fails
         try:
             from agent.pipeline import Agent
@@ -115,7 +119,7 @@ def _email_imap(args, settings):
             agent = Agent(settings)
             if args.watch:  # the first message is answered as fast as the next
                 agent.warm_up()
-            runner = mailstore.Runner(agent, ImapOutbox(mailbox, state, drafts), state)
+            runner = Runner(agent, ImapOutbox(mailbox, state, drafts), state)
             with Stop().catching() as stop:
                 for result in ImapRunner(mailbox, runner, options, stop).results():
                     _print(result.to_dict(reply=False))
