@@ -37,10 +37,10 @@ from .email_rules import FATAL_DEFECTS, NO_REPLY_LOCALPARTS, damage, own_address
 
 __all__ = ["AUDIO_SUFFIXES", "AUDIO_TYPES", "Attachment", "EmailResult", "FATAL_DEFECTS", "KEY_HEADER",
            "MAX_BODY_CHARS", "MAX_HTML_CHARS", "MAX_MESSAGE_BYTES", "MAX_TEXT_CHARS", "MAX_VOICEMAIL_BYTES",
-           "MAX_VOICEMAIL_SECONDS", "NO_REPLY_LOCALPARTS", "ParsedEmail", "RECIPIENT_HEADERS", "Voicemail", "answer",
-           "clean_message_id", "damage", "draft", "first_name", "handle", "html_to_text", "message_id_of",
-           "new_text", "own_addresses", "parse", "process", "reply_subject", "skip_reason", "to_message",
-           "write_draft"]
+           "MAX_VOICEMAIL_SECONDS", "NO_REPLY_LOCALPARTS", "ParsedEmail", "RECIPIENT_HEADERS", "Voicemail",
+           "answer", "clean_message_id", "damage", "draft", "first_name", "handle", "html_to_text",
+           "message_id_of", "new_text", "own_addresses", "parse", "process", "reply_subject", "skip_reason",
+           "to_message", "unanswerable", "write_draft"]
 
 _NOT_PRINTED = ("extra", "message", "agent_reply")
 

@@ -16,9 +16,8 @@ from typing import Iterable, Iterator
 from agent import logs
 from agent.types import AgentError
 
-from . import email
+from . import email, email_parse
 from .email_outbox import MaildirOutbox, SmtpSender
-from .email_parse import MAX_MESSAGE_BYTES
 from .email_sources import Item
 from .email_state import StateStore
 
@@ -67,7 +66,7 @@ class Runner:
     def _answer(self, item: Item, key: str) -> email.EmailResult:
         if item.raw is None:
             result, msg = email.EmailResult(item.message_id, "rejected", reason=(
-                f"email message too large: at least {item.size} bytes (limit {MAX_MESSAGE_BYTES})")), None
+                f"email message too large: at least {item.size} bytes (limit {email_parse.MAX_MESSAGE_BYTES})")), None
         else:
             try:
                 result, msg = email.process(item.raw, self.agent, self.transcribe, key, self.settings)

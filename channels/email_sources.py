@@ -18,7 +18,8 @@ from typing import BinaryIO, Iterator
 
 from agent.types import AgentError
 
-from .email_parse import MAX_MESSAGE_BYTES, message_id_of
+from . import email_parse
+from .email_parse import message_id_of
 
 HEAD_BYTES = 256 * 1024  # how much of an oversized message is kept: enough for its header section
 CHUNK = 1024 * 1024
@@ -47,7 +48,7 @@ class _Collector:
     """Gathers one message's bytes up to ``limit``; past it keeps only the head, and hashes all."""
 
     def __init__(self, limit: int | None = None):
-        self.limit = MAX_MESSAGE_BYTES if limit is None else limit
+        self.limit = email_parse.MAX_MESSAGE_BYTES if limit is None else limit
         self.size, self.parts, self.head = 0, [], b""
         self.hash = hashlib.sha256()
 

@@ -66,7 +66,7 @@ def write_stereo(path, left, right, rate=audio.SAMPLE_RATE):
 
 # The packaged weights in openai-whisper -------------------------------------------------------------------
 
-def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir):
+def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(tmp_path):
     import whisper
 
     calls = []
@@ -75,14 +75,14 @@ def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir
         calls.append(source)
         return whisper_weights.convert(source, out)
 
-    path = store.whisper_checkpoint("tiny.en", cache_dir, convert)
+    cache = tmp_path / "cache"  # a cache of its own: the first call must convert, and only the first
+    path = store.whisper_checkpoint("tiny.en", cache, convert)
+    assert len(calls) == 1
     model = whisper.load_model(path, device="cpu")
     assert model.dims.n_vocab == 51864 and not model.is_multilingual and model.dims.n_audio_layer == 4
-    assert store.whisper_checkpoint("tiny.en", cache_dir, convert) == path
-    assert len(calls) <= 1  # converted at most once (the engine fixture may have done it already)
-    mtime = (cache_dir / "whisper-openai").stat().st_mtime_ns
-    store.whisper_checkpoint("tiny.en", cache_dir, convert)
-    assert len(calls) <= 1 and (cache_dir / "whisper-openai").stat().st_mtime_ns == mtime
+    mtime = (cache / "whisper-openai").stat().st_mtime_ns
+    assert store.whisper_checkpoint("tiny.en", cache, convert) == path
+    assert len(calls) == 1 and (cache / "whisper-openai").stat().st_mtime_ns == mtime
 
 
 def test_openai_base_is_the_packaged_multilingual_base(cache_dir):
