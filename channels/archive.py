@@ -24,8 +24,7 @@ from pathlib import Path
 
 from agent.types import AgentError, without_surrogates
 
-from . import email_sources
-from .email_parse import MAX_MESSAGE_BYTES
+from . import email_parse, email_sources
 
 MANIFESTS = (".csv", ".jsonl", ".parquet")
 CHUNK = 1 << 20
@@ -156,7 +155,7 @@ def _manifest_messages(manifest: Path) -> Iterator[Item]:
 def _mail(source: str, item: email_sources.Item) -> Item:
     if item.raw is None:
         return Item(source, item.digest, error=f"message of {item.size:,} bytes is over the "
-                                               f"{MAX_MESSAGE_BYTES:,}-byte limit")
+                                               f"{email_parse.MAX_MESSAGE_BYTES:,}-byte limit")
     return Item(source, item.digest, text=without_surrogates(item.raw.decode("utf-8", errors="replace")))
 
 

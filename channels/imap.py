@@ -32,7 +32,7 @@ from typing import Callable
 from agent import logs
 from agent.types import AgentError
 
-from .email_parse import MAX_MESSAGE_BYTES
+from . import email_parse
 from .email_sources import Item, read_bytes
 
 log = logs.get("imap")
@@ -287,7 +287,7 @@ class ImapMailbox:
     def fetch(self, uid: int) -> Item | None:
         """The message, without marking it read (BODY.PEEK), capped at the channel's size limit; None when
         it is no longer there (expunged by another client)."""
-        cap = MAX_MESSAGE_BYTES + 1  # one byte over tells the channel it is too large
+        cap = email_parse.MAX_MESSAGE_BYTES + 1  # one byte over tells the channel it is too large
         with self._errors("fetching a message"):
             data = self.client.fetch([uid], ["RFC822.SIZE", f"BODY.PEEK[]<0.{cap}>"]).get(uid)
         if not data:

@@ -371,10 +371,10 @@ def test_the_password_comes_from_the_environment_netrc_or_a_private_settings_fil
 
 
 def test_an_oversized_message_is_fetched_only_up_to_the_cap(dovecot, monkeypatch):
-    from channels import email as channel
+    from channels import email_parse
 
     dovecot.deliver([mail("Anna <anna@example.org>", "Statement", "x" * 50_000, "<big-1@example.org>")])
-    monkeypatch.setattr(channel, "MAX_MESSAGE_BYTES", 10_000)
+    monkeypatch.setattr(email_parse, "MAX_MESSAGE_BYTES", 10_000)
     mailbox = imap.ImapMailbox(imap.ImapAddress.parse(dovecot.url()), PASSWORD, insecure=True)
     mailbox.open()
     (uid,) = mailbox.uids()
