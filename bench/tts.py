@@ -5,7 +5,8 @@
 
 Each engine speaks the same customer-service replies, full of amounts in several currencies, dates,
 references, phone numbers and abbreviations, with its model already loaded. Time to first audio is the
-wait for the first chunk of ``stream(reply)``; the real-time factor is synthesis time over audio duration
+wait for the first chunk of ``stream(reply)``, and its share the fraction of the whole reply's synthesis
+time spent before that chunk (streaming must keep it well under 0.5); the real-time factor is synthesis time over audio duration
 for whole replies. Figures are medians over ``--runs`` runs of every reply. The round trip transcribes
 each reply with the default recogniser (faster-whisper, packaged Whisper base) and reports the WER after
 both sides are put in spoken form by ``channels.speech_text`` (so "£25.50" heard back as "25 pounds and
@@ -81,6 +82,7 @@ def bench_engine(name: str, voice: str | None, runs: int, round_trip) -> dict:
               "load_s": round(load_s, 2), "first_audio_s": round(statistics.median(first), 3),
               "first_audio_max_s": round(max(first), 3), "real_time_factor": round(statistics.median(rtf), 3),
               "reply_synthesis_s": round(statistics.median(took), 3),
+              "first_audio_share": round(statistics.median(f / t for f, t in zip(first, took)), 3),
               "audio_s": round(audio_s, 1)}
     if round_trip is not None:
         result.update(round_trip(engine))
@@ -147,6 +149,7 @@ def print_side_by_side(results: list[dict]) -> None:
     rows = [("engine", "engine"), ("rate (Hz)", "sample_rate"), ("load (s)", "load_s"),
             ("first audio (s)", "first_audio_s"), ("first audio max (s)", "first_audio_max_s"),
             ("real-time factor", "real_time_factor"), ("reply synthesis (s)", "reply_synthesis_s"),
+            ("first audio share", "first_audio_share"),
             ("audio made (s)", "audio_s"),
             ("round-trip WER", "round_trip_wer"), ("load average", "load_average")]
     print("", file=sys.stderr)

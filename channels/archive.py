@@ -24,7 +24,7 @@ from pathlib import Path
 
 from agent.types import AgentError, first_line, without_surrogates
 
-from . import email, mailstore
+from . import email_parse, email_sources
 
 MANIFESTS = (".csv", ".jsonl", ".parquet")
 CHUNK = 1 << 20
@@ -116,7 +116,7 @@ def _manifest_rows(manifest: Path) -> Iterator[tuple[int, dict]]:
 def _messages(spec: str) -> Iterator[Item]:
     path = Path(spec)
     if path.is_dir() and ((path / "cur").is_dir() or (path / "new").is_dir()):
-        yield from (_mail(f"{spec}:{m.source}", m) for m in mailstore.read_maildir(path))
+        yield from (_mail(f"{spec}:{m.source}", m) for m in email_sources.read_maildir(path))
         return
     for file in _paths(spec, lambda manifest: [str(manifest)]):
         yield from _file_messages(Path(file))
@@ -130,7 +130,7 @@ def _file_messages(file: Path) -> Iterator[Item]:
         text = _read_text(file)
         yield from (_message(f"{file}:{n}", line) for n, line in enumerate(text.splitlines(), 1) if line.strip())
     elif _is_mbox(file):
-        yield from (_mail(f"{file}:{m.source.split(':', 1)[1]}", m) for m in mailstore.read_mbox(file))
+        yield from (_mail(f"{file}:{m.source.split(':', 1)[1]}", m) for m in email_sources.read_mbox(file))
     else:
         try:
             yield _message(str(file), _read_text(file))
@@ -152,10 +152,10 @@ def _manifest_messages(manifest: Path) -> Iterator[Item]:
             yield Item(str(file), _hash(f"unreadable:{file}"), error=str(exc))
 
 
-def _mail(source: str, item: mailstore.Item) -> Item:
+def _mail(source: str, item: email_sources.Item) -> Item:
     if item.raw is None:
         return Item(source, item.digest, error=f"message of {item.size:,} bytes is over the "
-                                               f"{email.MAX_MESSAGE_BYTES:,}-byte limit")
+                                               f"{email_parse.MAX_MESSAGE_BYTES:,}-byte limit")
     return Item(source, item.digest, text=without_surrogates(item.raw.decode("utf-8", errors="replace")))
 
 

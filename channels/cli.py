@@ -16,6 +16,7 @@ from pathlib import Path
 from agent import logs
 from agent.settings import Settings, overrides
 from agent.types import AgentError, first_line, without_surrogates
+from channels import cli_email
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 70
 NO_TEXT = "no text given (pass it as arguments, or '-' to read standard input)"
@@ -53,77 +54,9 @@ def cmd_email(args, settings):
     """One JSON object per input message; a summary line on stderr. Exit 0 once every message got an
     action (rejected ones included); 1 when the source, outbox or state store cannot be used, or when
     the one message on standard input is rejected."""
-    from channels import mailstore
-
-    if args.source not in (None, "-"):
-        raise AgentError(f"unknown email source '{args.source}': give --imap URL, --mbox PATH, --maildir PATH or '-'")
-    if sum(bool(s) for s in (args.source, args.mbox, args.maildir, args.imap)) != 1:
-        raise AgentError("give exactly one email source: --imap URL, --mbox PATH, --maildir PATH or '-' "
-                         "(standard input)")
-    settings = settings.replace(from_address=args.from_address)
-    if args.imap:
-        return _email_imap(args, settings)
-    for flag in IMAP_ONLY:
-        if getattr(args, flag.lstrip("-").replace("-", "_")) not in (None, False):
-            raise AgentError(f"{flag} works only with --imap")
-    from agent.pipeline import Agent
-
-    outbox = Path(args.outbox or settings.outbox)
-    items = mailstore.open_source(args.mbox, args.maildir, sys.stdin.buffer)
-    smtp = mailstore.SmtpSender(args.smtp) if args.smtp else None
-    result = None
-    with mailstore.StateStore(args.state or mailstore.default_state(outbox)) as state:
-        runner = mailstore.Runner(Agent(settings), outbox, state, smtp, record_rejected=args.source != "-")
-        try:
-            for result in runner.run(items):
-                _print(result.to_dict(reply=args.source == "-"))
-        finally:
-            if smtp is not None:
-                smtp.close()
-    if args.source == "-" and result is not None and result.action == "rejected":
-        print(f"support-agent: error: {result.reason}", file=sys.stderr)
-        return EXIT_ERROR
-    print(f"support-agent: {runner.summary()}", file=sys.stderr)
-    return 0
-
-
-IMAP_ONLY = ("--outbox-imap", "--escalate-folder", "--watch", "--insecure", "--poll-interval")
-
-
-def _email_imap(args, settings):
-    """``email --imap``: drafts into an IMAP folder, once or watching. The server is reached before the
-    models load, so a wrong password, folder or address is reported at once."""
-    from agent.settings import config_path
-    from channels import imap, mailstore
-    from channels.imap_runner import ImapOptions, ImapOutbox, ImapRunner, Stop
-
-    for flag, value in (("--outbox", args.outbox), ("--smtp", args.smtp)):
-        if value:
-            raise AgentError(f"{flag} does not go with --imap: the drafts go to the IMAP drafts folder "
-                             "(--outbox-imap), where a person reviews and sends them")
-    address = imap.ImapAddress.parse(args.imap)
-    password = imap.password(address, settings, config_path(args.config))
-    settings = imap.with_own_address(settings, address)
-    options = ImapOptions(args.outbox_imap, args.escalate_folder, args.watch,
-                          settings.imap_poll_s if args.poll_interval is None else args.poll_interval)
-    mailbox = imap.ImapMailbox(address, password, args.insecure, settings.imap_timeout_s)
-    with mailstore.StateStore(args.state or mailstore.default_state(settings.outbox)) as state:
-        drafts = mailbox.open(options.drafts, options.escalate_folder)  # closes itself if it fails
-        try:
-            from agent.pipeline import Agent
-
-            agent = Agent(settings)
-            if args.watch:  # the first message is answered as fast as the next
-                agent.warm_up()
-            runner = mailstore.Runner(agent, ImapOutbox(mailbox, state, drafts), state)
-            with Stop().catching() as stop:
-                for result in ImapRunner(mailbox, runner, options, stop).results():
-                    _print(result.to_dict(reply=False))
-        finally:
-            mailbox.close()
-    stopped = f"; stopped by {stop.signal}" if stop else ""
-    print(f"support-agent: {runner.summary()}; drafts in {drafts}{stopped}", file=sys.stderr)
-    return 0
+    error, summary = cli_email.answer_emails(args, settings, _print)
+    print(f"support-agent: error: {error}" if error else f"support-agent: {summary}", file=sys.stderr)
+    return EXIT_ERROR if error else 0
 
 
 def cmd_classify(args, settings):
@@ -296,7 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a setting, e.g. --set asr_model=tiny.en (repeatable)")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING (default) or ERROR; logs are JSON on stderr")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_call(sub)
+    cli_email.add_parser(sub, cmd_email)
+    _add_classify(sub)
+    _add_reply(sub)
+    _add_transcribe(sub)
+    _add_speak(sub)
+    _add_batch(sub)
+    _add_models(sub)
+    _add_users(sub)
+    return p
 
+
+def _add_call(sub) -> None:
+    """The call command's arguments."""
     c = sub.add_parser("call", help="answer a call recording: transcript, intent, reply, spoken reply")
     c.add_argument("recording")
     c.add_argument("--out", help="where to write the spoken reply (default: RECORDING-reply.wav here)")
@@ -304,35 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: setting 'diarization_speakers', 2; 1 answers the whole recording)")
     c.set_defaults(func=cmd_call)
 
-    e = sub.add_parser("email", help="answer emails (IMAP, stdin, mbox or Maildir) with threaded drafts, exactly once")
-    e.add_argument("source", nargs="?", help="'-': one RFC 5322 message on standard input")
-    e.add_argument("--mbox", metavar="PATH", help="answer every message of an mbox file")
-    e.add_argument("--maildir", metavar="PATH", help="answer every message of a Maildir (new/, cur/; left as it is)")
-    e.add_argument("--outbox", metavar="DIR", help="outbox Maildir for drafts (default: setting 'outbox')")
-    e.add_argument("--state", metavar="PATH",
-                   help="SQLite record of handled messages (default: OUTBOX/.support-agent-state.sqlite)")
-    e.add_argument("--smtp", metavar="HOST:PORT", help="also send each reply (not escalations) through this server")
-    e.add_argument("--from", dest="from_address", metavar="ADDRESS",
-                   help="our address (default: setting 'from_address')")
-    e.add_argument("--imap", metavar="URL", help="answer the messages of an IMAP folder not answered yet: "
-                   "imaps://USER@HOST[:PORT]/FOLDER, or imap:// with STARTTLS; the password comes from "
-                   "SUPPORT_AGENT_IMAP_PASSWORD, ~/.netrc or setting imap_password, never from here")
-    e.add_argument("--outbox-imap", metavar="FOLDER",
-                   help="with --imap: the folder for the drafts (default: the server's Drafts folder)")
-    e.add_argument("--escalate-folder", metavar="NAME", help="with --imap: move escalated messages here")
-    e.add_argument("--watch", action="store_true",
-                   help="with --imap: keep answering new mail (IDLE, or polling) until SIGTERM or SIGINT")
-    e.add_argument("--poll-interval", type=float, metavar="SECONDS",
-                   help="with --watch, where the server has no IDLE (default: setting 'imap_poll_s')")
-    e.add_argument("--insecure", action="store_true",
-                   help="with --imap: accept a TLS certificate that cannot be verified (self-signed)")
-    e.set_defaults(func=cmd_email)
 
+def _add_classify(sub) -> None:
+    """The classify command's arguments."""
     k = sub.add_parser("classify", help="intent, confidence, candidates, escalation and entities per line")
     k.add_argument("text", nargs="*", help="messages (one per argument), or '-' / nothing to read one per line from stdin")
     k.add_argument("--model", help="intent model directory (default: setting 'intent_model')")
     k.set_defaults(func=cmd_classify)
 
+
+def _add_reply(sub) -> None:
+    """The reply command's arguments."""
     r = sub.add_parser("reply", help="draft a reply to one message")
     r.add_argument("text", nargs="+", help="the message, or '-' to read standard input (a message or a whole email)")
     r.add_argument("--drafter", choices=("composer", "generator"), help="default: setting 'drafter'")
@@ -340,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the reply is framed (an email on standard input is always 'email')")
     r.set_defaults(func=cmd_reply)
 
+
+def _add_transcribe(sub) -> None:
+    """The transcribe command's arguments."""
     t = sub.add_parser("transcribe", help="transcribe audio files, one JSON object per file")
     t.add_argument("files", nargs="+")
     t.add_argument("--engine", help="faster-whisper, openai-whisper or auto (default: setting 'asr_engine')")
@@ -356,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recognise each short recording in its own Whisper window (default: several share one)")
     t.set_defaults(func=cmd_transcribe)
 
+
+def _add_speak(sub) -> None:
+    """The speak command's arguments."""
     s = sub.add_parser("speak", help="speak text into an audio file")
     s.add_argument("text", nargs="+", help="the text, or '-' to read standard input")
     s.add_argument("--out", required=True, help="the WAV file to write")
@@ -371,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "telephone-pcm: 8 kHz 16-bit WAV, -19 LUFS")
     s.set_defaults(func=cmd_speak)
 
+
+def _add_batch(sub) -> None:
+    """The batch command's arguments."""
     b = sub.add_parser("batch", help="an archive of recordings or messages through transcribe, call, classify "
                        "or reply on Ray (this machine, or a cluster with --address)")
     b.add_argument("what", choices=("transcribe", "call", "classify", "reply"), help="the command each item goes through")
@@ -398,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "recording's content hash)")
     b.set_defaults(func=cmd_batch)
 
+
+def _add_models(sub) -> None:
+    """The models command's arguments."""
     m = sub.add_parser("models", help="model versions: list, promote a trained one, roll back")
     m.set_defaults(func=cmd_models)
     ma = m.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -410,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     mr = ma.add_parser("rollback", help="go back to the version promoted before the current one")
     mr.add_argument("--kind", choices=("intent", "generator"), default="intent")
 
+
+def _add_users(sub) -> None:
+    """The users command's arguments."""
     u = sub.add_parser("users", help="who may log in to the demo (setting 'users_file'): add, remove, list")
     u.set_defaults(func=cmd_users)
     ua = u.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -418,7 +361,6 @@ def build_parser() -> argparse.ArgumentParser:
     uadd.add_argument("--replace", action="store_true", help="set a new password for an existing user")
     ua.add_parser("remove", help="remove a user (their sessions end at their next request)").add_argument("name")
     ua.add_parser("list", help="one JSON line per user")
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ of the app, whatever its handlers, so that each request
   it is refused at once with a message that starts "Busy, try again";
 * is answered within ``request_timeout_s`` of its arrival, waiting included, or told it timed out (a step
   already running finishes in the background and holds its queue until then; progress updates stop it);
-* is written to the audit trail (``audit_file``, and the logs at INFO): user, time, what was done and how
-  it ended, with digests of uploaded files rather than their content.
+* is written to the audit trail (``audit_file``, and the logs at INFO; ``channels.desk_audit``): user, time,
+  what was done and how it ended, with digests of uploaded files rather than their content.
 """
 from __future__ import annotations
 
@@ -21,17 +21,13 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import hashlib
 import inspect
 import ipaddress
-import logging
-import os
 import re
 import socket
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import gradio as gr
@@ -39,11 +35,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from agent import logs
 from agent.settings import Settings
-from agent.types import AgentError, Message, Reply
+from agent.types import AgentError
 
 from . import users
+from .desk_audit import audit, audit_to, reply_facts, request_facts
 
 # What the login page itself loads: the page, its scripts, styles and fonts, and the login form's target.
 # Gradio's own start-up call is here too (it only starts the queue, once).
@@ -52,8 +48,6 @@ OPEN_PREFIXES = ("/assets/", "/static/")
 FAILED_LOGINS = 5  # in a row, for one user: further tries wait THROTTLE_S after the last one
 THROTTLE_S = 30
 _END = object()
-
-audit_log = logs.get("audit")
 
 
 class TimedOut(AgentError):
@@ -114,7 +108,7 @@ class Desk:
         self.failures: dict[str, tuple[int, float]] = {}  # user: (failed logins in a row, when the last was)
         self.verifying = asyncio.Semaphore(2)  # an Argon2 check takes 64 MiB and a core for ~0.1 s
         self.pool = ThreadPoolExecutor(8, thread_name_prefix="desk")
-        _audit_to(settings.audit_file)
+        audit_to(settings.audit_file)
 
     # Logins ----------------------------------------------------------------------------------------------
     def launch_options(self) -> dict:
@@ -179,7 +173,7 @@ class Desk:
             async def served(*args):
                 ticket, args = await admitted(args)
                 with ticket:
-                    ticket.facts = await ticket.run(_facts, args)
+                    ticket.facts = await ticket.run(request_facts, args)
                     async with contextlib.aclosing(ticket.steps(handler(*args))) as steps:
                         async for outputs in steps:
                             ticket.outputs = outputs
@@ -188,7 +182,7 @@ class Desk:
             async def served(*args):
                 ticket, args = await admitted(args)
                 with ticket:
-                    ticket.facts = await ticket.run(_facts, args)
+                    ticket.facts = await ticket.run(request_facts, args)
                     ticket.outputs = await ticket.run(handler, *args)
                     return ticket.outputs
 
@@ -317,7 +311,7 @@ class _Ticket:
         now = time.monotonic()
         waited = (self.started or now) - self.arrived
         audit(self.action, self.user, outcome=outcome, waited_s=round(waited, 2),
-              seconds=round(now - (self.started or now), 2), **self.facts, **_reply_facts(self.outputs))
+              seconds=round(now - (self.started or now), 2), **self.facts, **reply_facts(self.outputs))
 
 
 class _TimedProgress:
@@ -334,63 +328,6 @@ class _TimedProgress:
 
     def __getattr__(self, name):
         return getattr(self._progress, name)
-
-
-def audit(action: str, user: str | None, **fields) -> None:
-    """One line of the audit trail: who (None without logins), when, what and how it ended."""
-    logs.event(audit_log, action, user=user, time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-               **fields)
-
-
-def _audit_to(path: str) -> None:
-    """Audit events go to ``path`` (JSON lines, mode 0600) whatever the log level, and to the logs at INFO."""
-    audit_log.handlers.clear()
-    if path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))  # created private
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logs.JsonFormatter())
-        audit_log.addHandler(handler)
-    audit_log.setLevel(logging.INFO)
-    audit_log.propagate = logging.getLogger("support_agent").isEnabledFor(logging.INFO)
-
-
-def _facts(args) -> dict:
-    """What a request was given: uploaded files by digest and size (never their names: a file name can be a
-    customer's), and the agent's answer it refers to (a correction's)."""
-    uploads = Path(gr.utils.get_upload_folder()).resolve()
-    files = [Path(a) for a in args if isinstance(a, str) and len(a) < 4096 and "\0" not in a
-             and Path(a).resolve().is_relative_to(uploads) and os.path.isfile(a)]
-    facts = {"files": [{"sha256": _digest(f), "bytes": f.stat().st_size} for f in files]} if files else {}
-    return facts | {f"about_{k}": v for k, v in _reply_facts(args).items()}
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
-def _reply_facts(outputs) -> dict:
-    """The agent's answers among a handler's outputs: one (message, reply) pair, or a mailbox's list."""
-    outputs = outputs if isinstance(outputs, (tuple, list)) else [outputs]
-    for item in outputs:
-        if _is_answer(item):
-            message, reply = item
-            return {"channel": message.channel, "intent": reply.intent, "confidence": round(reply.confidence, 3),
-                    "escalate": reply.escalate}
-        if isinstance(item, list) and item and all(a is None or _is_answer(a) for a in item):
-            answered = [a for a in item if a is not None]
-            return {"messages": len(item), "answered": len(answered),
-                    "escalated": sum(reply.escalate for _, reply in answered)}
-    return {}
-
-
-def _is_answer(item) -> bool:
-    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], Message) and isinstance(item[1], Reply)
 
 
 class _Gate:

@@ -32,7 +32,8 @@ from typing import Callable
 from agent import logs
 from agent.types import AgentError
 
-from . import email, mailstore
+from . import email_parse
+from .email_sources import Item, read_bytes
 
 log = logs.get("imap")
 
@@ -283,16 +284,16 @@ class ImapMailbox:
             found = self.client.search(["UID", f"{after + 1}:*"] if after else "ALL")
         return sorted(uid for uid in found if uid > after)  # "N:*" names the last message even below N
 
-    def fetch(self, uid: int) -> mailstore.Item | None:
+    def fetch(self, uid: int) -> Item | None:
         """The message, without marking it read (BODY.PEEK), capped at the channel's size limit; None when
         it is no longer there (expunged by another client)."""
-        cap = email.MAX_MESSAGE_BYTES + 1  # one byte over tells the channel it is too large
+        cap = email_parse.MAX_MESSAGE_BYTES + 1  # one byte over tells the channel it is too large
         with self._errors("fetching a message"):
             data = self.client.fetch([uid], ["RFC822.SIZE", f"BODY.PEEK[]<0.{cap}>"]).get(uid)
         if not data:
             return None
         raw = next((v for k, v in data.items() if k.startswith(b"BODY[]")), None) or b""
-        item = mailstore.read_bytes(raw, f"imap:{self.address.folder};UIDVALIDITY={self.uidvalidity};UID={uid}")
+        item = read_bytes(raw, f"imap:{self.address.folder};UIDVALIDITY={self.uidvalidity};UID={uid}")
         item.size = max(item.size, int(data.get(b"RFC822.SIZE", 0)))
         return item
 

@@ -1,7 +1,7 @@
 """An IMAP folder through the email channel: one pass, or watching it all day; exactly once across restarts.
 
 Each message of the folder that is not yet finished (by UIDVALIDITY and UID, in the state store) is
-fetched without marking it read and taken through ``mailstore.Runner``: its key (Message-ID, or a
+fetched without marking it read and taken through ``email_runner.Runner``: its key (Message-ID, or a
 hash), its one action, its draft, its JSON line. The draft is appended to the drafts folder with
 ``\\Draft``; the key is noted before the append, so a run stopped between the append and the key's
 record finds that draft on restart instead of appending a second. Then the message is finished on
@@ -25,7 +25,9 @@ from typing import Iterator
 
 from agent import logs
 
-from . import email, mailstore
+from .email import EmailResult
+from .email_runner import Runner
+from .email_state import StateStore
 from .imap import ESCALATED_KEYWORD, ConnectionLost, ImapMailbox, sleep_unless
 
 log = logs.get("imap")
@@ -66,7 +68,7 @@ class Stop:
 class ImapOutbox:
     """The drafts folder as the Runner's outbox: ``put`` appends a draft once per key."""
 
-    def __init__(self, mailbox: ImapMailbox, state: mailstore.StateStore, folder: str):
+    def __init__(self, mailbox: ImapMailbox, state: StateStore, folder: str):
         self.mailbox, self.state, self.folder = mailbox, state, folder
 
     def put(self, msg, key: str) -> str:
@@ -83,7 +85,7 @@ class ImapOutbox:
 class ImapRunner:
     """Takes an IMAP folder's messages through ``runner`` exactly once; ``results()`` yields each result."""
 
-    def __init__(self, mailbox: ImapMailbox, runner: mailstore.Runner, options: ImapOptions, stop: Stop | None = None):
+    def __init__(self, mailbox: ImapMailbox, runner: Runner, options: ImapOptions, stop: Stop | None = None):
         self.mailbox, self.runner, self.options = mailbox, runner, options
         self.state = runner.state
         self.stop = Stop() if stop is None else stop  # not "or": a Stop not yet set is falsy
@@ -103,7 +105,7 @@ class ImapRunner:
                                                                                   self.mailbox.uidvalidity)
         return listed, [uid for uid in listed if uid not in skip]
 
-    def results(self) -> Iterator[email.EmailResult]:
+    def results(self) -> Iterator[EmailResult]:
         """One pass over the folder; with ``watch``, then every new message as it arrives, until stopped.
         The mailbox must be open; in watch mode a dropped connection is reopened with backoff."""
         attempt = 0
@@ -127,7 +129,7 @@ class ImapRunner:
                 log.warning("imap_connection_lost", extra={"fields": {"error": str(exc), "retry_in_s": wait}})
                 sleep_unless(lambda: bool(self.stop), wait)
 
-    def _pass(self) -> Iterator[email.EmailResult]:
+    def _pass(self) -> Iterator[EmailResult]:
         listed, pending = self._listing()
         self.listed = max([self.listed, *listed])
         for uid in pending:
@@ -140,7 +142,7 @@ class ImapRunner:
             self._finish(uid, item.key, result)
             yield result
 
-    def _finish(self, uid: int, key: str, result: email.EmailResult) -> None:
+    def _finish(self, uid: int, key: str, result: EmailResult) -> None:
         recorded = self.state.get(key)
         if recorded is None:  # not recorded: processing failed, and the next run tries it again
             self.failed.add(uid)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from agent import packaged_weights, whisper_weights
+from agent import store, whisper_weights
 from agent.types import AgentError
 from channels import asr, audio
 from conftest import CARD_REQUEST, one_line_error, run_cli, wer
@@ -66,7 +66,7 @@ def write_stereo(path, left, right, rate=audio.SAMPLE_RATE):
 
 # The packaged weights in openai-whisper -------------------------------------------------------------------
 
-def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir):
+def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(tmp_path):
     import whisper
 
     calls = []
@@ -75,33 +75,33 @@ def test_packaged_weights_convert_once_into_a_checkpoint_whisper_loads(cache_dir
         calls.append(source)
         return whisper_weights.convert(source, out)
 
-    path = packaged_weights.whisper_checkpoint("tiny.en", cache_dir, convert)
+    cache = tmp_path / "cache"  # a cache of its own: the first call must convert, and only the first
+    path = store.whisper_checkpoint("tiny.en", cache, convert)
+    assert len(calls) == 1
     model = whisper.load_model(path, device="cpu")
     assert model.dims.n_vocab == 51864 and not model.is_multilingual and model.dims.n_audio_layer == 4
-    assert packaged_weights.whisper_checkpoint("tiny.en", cache_dir, convert) == path
-    assert len(calls) <= 1  # converted at most once (the engine fixture may have done it already)
-    mtime = (cache_dir / "whisper-openai").stat().st_mtime_ns
-    packaged_weights.whisper_checkpoint("tiny.en", cache_dir, convert)
-    assert len(calls) <= 1 and (cache_dir / "whisper-openai").stat().st_mtime_ns == mtime
+    mtime = (cache / "whisper-openai").stat().st_mtime_ns
+    assert store.whisper_checkpoint("tiny.en", cache, convert) == path
+    assert len(calls) == 1 and (cache / "whisper-openai").stat().st_mtime_ns == mtime
 
 
 def test_openai_base_is_the_packaged_multilingual_base(cache_dir):
     import torch
 
-    path = packaged_weights.whisper_checkpoint("base", cache_dir, whisper_weights.convert)
+    path = store.whisper_checkpoint("base", cache_dir, whisper_weights.convert)
     dims = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["dims"]
     assert dims["n_vocab"] == 51865 and dims["n_audio_layer"] == 6 and dims["n_text_state"] == 512
 
 
 def test_other_names_go_to_openai_whisper(cache_dir, tmp_path):
     never = pytest.fail
-    assert packaged_weights.whisper_checkpoint("small", cache_dir, never) == "small"
-    assert packaged_weights.whisper_checkpoint("large-v3", cache_dir, never) == "large-v3"
+    assert store.whisper_checkpoint("small", cache_dir, never) == "small"
+    assert store.whisper_checkpoint("large-v3", cache_dir, never) == "large-v3"
     checkpoint = tmp_path / "mine.pt"
     checkpoint.write_bytes(b"x")
-    assert packaged_weights.whisper_checkpoint(str(checkpoint), cache_dir, never) == str(checkpoint)
+    assert store.whisper_checkpoint(str(checkpoint), cache_dir, never) == str(checkpoint)
     with pytest.raises(AgentError, match="no model.bin"):
-        packaged_weights.whisper_checkpoint(str(tmp_path), cache_dir, never)
+        store.whisper_checkpoint(str(tmp_path), cache_dir, never)
 
 
 def test_both_engines_hear_the_same_words(faster, openai_engine, spoken_request):

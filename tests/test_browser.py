@@ -97,8 +97,8 @@ def upload_call(page, recording):
     page.locator("#call-recording input[type=file]").set_input_files(str(recording))
 
 
-def wait_for_answered_call(page):
-    wait_for_text(page, "#call-reply", "3 to 5 working days")
+def wait_for_answered_call(page, reply_says="3 to 5 working days"):
+    wait_for_text(page, "#call-reply", reply_says)
     page.wait_for_selector("#call-audio a[download][href*='reply.wav']", state="attached")
 
 
@@ -232,13 +232,25 @@ def test_login_page_comes_first_and_a_wrong_password_is_refused(open_page, brows
     assert {"event": "login", "user": "ben", "outcome": "refused"}.items() <= lines[-1].items()
 
 
-def test_two_users_at_once_are_both_answered(open_page, demo, spoken_request):
+@pytest.fixture(scope="module")
+def pin_request(piper, tmp_path_factory):
+    """A second spoken request, about another intent than ``spoken_request``'s."""
+    from channels.audio import write_wav
+
+    return write_wav(tmp_path_factory.mktemp("audio") / "pin_request.wav",
+                     piper.synthesize("How do I change my PIN? I would like to change the PIN of my card."),
+                     piper.sample_rate)
+
+
+def test_two_users_at_once_are_both_answered(open_page, demo, spoken_request, pin_request):
+    # Different recordings, so that a result shown to the wrong user would show.
     first, second = open_page("chloe"), open_page("dev")
     upload_call(first, spoken_request)
-    upload_call(second, spoken_request)  # queued behind the first, not refused
-    for page in (first, second):
-        wait_for_answered_call(page)
-        assert top_intent(page, "call") == "card_arrival"
+    upload_call(second, pin_request)  # queued behind the first, not refused
+    wait_for_answered_call(first)
+    wait_for_answered_call(second, "Change PIN")
+    assert top_intent(first, "call") == "card_arrival" and top_intent(second, "call") == "change_pin"
+    assert "Change PIN" not in first.locator("#call-reply textarea").input_value()
     shot(first, "two-users-first")
     shot(second, "two-users-second")
     calls = [json.loads(line) for line in demo.audit.read_text().splitlines() if '"answer_call"' in line]

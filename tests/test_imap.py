@@ -176,11 +176,26 @@ class Watcher:
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_environment(env),
                                      cwd=REPO)
         self.lines: queue.Queue = queue.Queue()
+        self.logged: list[str] = []  # its stderr, line by line, as it comes
+        self.stderr_done = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.lines.put(json.loads(line))
+
+    def _read_stderr(self):
+        for line in self.proc.stderr:
+            self.logged.append(line.decode(errors="replace"))
+        self.stderr_done.set()
+
+    def wait_for_log(self, text: str, count: int = 1, timeout: float = 60) -> None:
+        """Wait until ``text`` is in ``count`` lines of its stderr."""
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in list(self.logged)) < count:
+            assert time.monotonic() < deadline and self.proc.poll() is None, f"never logged {text} {count} times"
+            time.sleep(0.05)
 
     def next(self, timeout: float = 120) -> dict:
         return self.lines.get(timeout=timeout)
@@ -189,7 +204,8 @@ class Watcher:
         """Send ``signum``; returns stderr once the process has exited."""
         self.proc.send_signal(signum)
         self.proc.wait(timeout=timeout)
-        return self.proc.stderr.read().decode()
+        self.stderr_done.wait(timeout)
+        return "".join(self.logged)
 
     def rest(self) -> list[dict]:
         found = []
@@ -211,8 +227,8 @@ def test_watch_goes_on_after_a_server_restart_and_stops_cleanly_on_sigterm(dovec
         dovecot.restart()  # the server says BYE and goes; the watcher reconnects with backoff
         dovecot.deliver(requests("second", 1))
         assert watcher.next()["key"] == "<second-0@example.org>"
-        dovecot.stop(crash=True)  # the connection simply drops, and the server is away for a while
-        time.sleep(3)
+        dovecot.stop(crash=True)  # the connection simply drops, and the server is away for a while:
+        watcher.wait_for_log("imap_connection_lost", count=2)  # the drop noticed, and a reconnection refused
         dovecot.start()
         dovecot.deliver(requests("third", 1))
         assert watcher.next()["key"] == "<third-0@example.org>"
@@ -355,10 +371,10 @@ def test_the_password_comes_from_the_environment_netrc_or_a_private_settings_fil
 
 
 def test_an_oversized_message_is_fetched_only_up_to_the_cap(dovecot, monkeypatch):
-    from channels import email as channel
+    from channels import email_parse
 
     dovecot.deliver([mail("Anna <anna@example.org>", "Statement", "x" * 50_000, "<big-1@example.org>")])
-    monkeypatch.setattr(channel, "MAX_MESSAGE_BYTES", 10_000)
+    monkeypatch.setattr(email_parse, "MAX_MESSAGE_BYTES", 10_000)
     mailbox = imap.ImapMailbox(imap.ImapAddress.parse(dovecot.url()), PASSWORD, insecure=True)
     mailbox.open()
     (uid,) = mailbox.uids()

@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from agent.pipeline import Agent
 from agent.types import AgentError
-from channels import audio, mailstore
+from channels import audio, email_parse, mailstore
 from channels import email as channel
 from conftest import CARD_REQUEST, CLI, REPO, free_port, one_line_error, run_cli
 from test_email import ANNA
@@ -273,7 +272,7 @@ def test_mbox_reader_streams_and_caps_each_message(tmp_path, monkeypatch):
     assert one.raw.endswith(b"body one\r\n") and one.key == "<m1@b>"
     assert two.key == f"sha256:{hashlib.sha256(two.raw).hexdigest()}"
 
-    monkeypatch.setattr(channel, "MAX_MESSAGE_BYTES", 10_000)
+    monkeypatch.setattr(email_parse, "MAX_MESSAGE_BYTES", 10_000)
     big = write_mbox(tmp_path / "big.mbox", [mail("a@b.org", "s", "x" * 50_000, "<big@b>"), ANNA])
     large, small = mailstore.read_mbox(big)
     assert large.raw is None and large.size > 50_000 and large.key == "<big@b>" and small.raw is not None
@@ -287,21 +286,19 @@ def test_mbox_reader_streams_and_caps_each_message(tmp_path, monkeypatch):
         mailstore.read_mbox(tmp_path / "missing.mbox")
 
 
-def test_oversized_and_hostile_messages_get_an_action_quickly(agent, tmp_path, monkeypatch):
+def test_oversized_and_hostile_messages_get_an_action(agent, tmp_path, monkeypatch):  # timed: bench/email_hostile.py
     with mailstore.StateStore(tmp_path / "state.sqlite") as state:
         runner = mailstore.Runner(agent, tmp_path / "outbox", state)
-        monkeypatch.setattr(channel, "MAX_MESSAGE_BYTES", 10_000)
+        monkeypatch.setattr(email_parse, "MAX_MESSAGE_BYTES", 10_000)
         (large,) = runner.run(mailstore.read_stream(io.BytesIO(ANNA + b"x" * 20_000)))
         assert large.action == "rejected" and "too large" in large.reason
         monkeypatch.undo()
-        start = time.perf_counter()
         for raw, action, reason in [(NESTED, "rejected", "broken MIME"), (BROKEN_MIME, "rejected", "broken MIME"),
                                     (GARBAGE_BODY, "rejected", "binary"), (LONG_HEADER, "answered", None),
                                     (b"From: x\n" + b"\n" * 50_000 + b"text", "rejected", "no sender")]:
             result, _ = channel.process(raw, agent)
             assert result.action in ANSWERED if action == "answered" else result.action == action, result
             assert reason is None or reason in result.reason, result
-        assert time.perf_counter() - start < 10
 
 
 def test_mutated_messages_never_stop_the_run(agent, tmp_path):
@@ -324,13 +321,12 @@ def test_mutated_messages_never_stop_the_run(agent, tmp_path):
             json.dumps(result.to_dict(), ensure_ascii=False).encode("utf-8")
 
 
-def test_a_25_mb_attachment_is_handled(agent, tmp_path):
+def test_a_25_mb_attachment_is_handled(agent, tmp_path):  # timed: bench/email_hostile.py
     raw = mail("Anna <anna@example.org>", "Card", "I ordered a new bank card two weeks ago, but it still has "
                "not arrived. Where is it?", "<att-1@example.org>",
                attach=(os.urandom(25 * 1024 * 1024), "application", "pdf", "statement.pdf"))
-    start = time.perf_counter()
     result, msg = channel.process(raw, agent)
-    assert result.action in ANSWERED and msg is not None and time.perf_counter() - start < 30
+    assert result.action in ANSWERED and msg is not None
 
 
 def test_voicemail_attachment_is_transcribed_and_joins_the_text(agent, piper, settings, tmp_path):
