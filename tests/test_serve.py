@@ -68,7 +68,7 @@ def test_no_route_without_a_login(demo, spoken_request):
     from gradio_client import Client, handle_file
 
     apis = sorted(login(demo).view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert len(apis) == 8
+    assert len(apis) == 9
     with httpx.Client(base_url=demo.url.rstrip("/"), timeout=30) as member:
         assert member.post("/login", data={"username": "anna", "password": TEAM["anna"]}).status_code == 200
         uploaded = member.post("/gradio_api/upload", files={"files": ("note.txt", b"a customer's words")}).json()[0]
