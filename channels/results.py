@@ -48,7 +48,9 @@ class Results:
 
     def flush(self) -> None:
         if self.pending:
-            _write(_table(self.pending), self.parts / f"part-{uuid.uuid4().hex}.parquet")
+            # named in the order written (the clock first), so that of a row written twice the first is kept
+            name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+            _write(_table(self.pending), self.parts / name)
             self.pending = []
         self.flushed_at = time.monotonic()
 
