@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 from agent.encoder import SentenceEncoder
-from agent.intent import IntentHead, resolve
+from agent.intent import OUT_OF_SCOPE, IntentHead, resolve
 from finetune import script
 from finetune.calibration import evaluate, fit_thresholds
 from finetune.intent import DEFAULT_OOS_TRAIN, DEFAULT_TRAIN, ESCALATE_BUDGET
@@ -44,7 +44,7 @@ def refit(args: argparse.Namespace) -> dict:
     metrics_file = directory / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     args.messages = metrics.get("fine_tune", {}).get("message_share", 0.0)
-    args.oos_train = args.oos_train if "out_of_scope" in head.labels else None
+    args.oos_train = args.oos_train if OUT_OF_SCOPE in head.labels else None
     tr_x, tr_y, va_x, va_y = with_out_of_scope(args, *load_data(args))
     index = {label: i for i, label in enumerate(head.labels)}
     texts = Texts(args, (tr_x, np.array([index[y] for y in tr_y])), (va_x, np.array([index[y] for y in va_y])),

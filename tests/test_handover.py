@@ -5,10 +5,10 @@ import shutil
 import numpy as np
 import pytest
 
-from agent.handover import GATE, LABELS, THRESHOLD, HandoverHead, handover_reason
+from agent.handover import ANGRY, GATE, LABELS, PROBLEM_WORDS, THRESHOLD, HandoverHead, handover_reason
 from agent.intent import IntentHead
 from agent.labelled import read_examples
-from agent.sentiment import sentiment
+from agent.sentiment import compound, sentiment
 from agent.types import AgentError, Message
 from conftest import REPO
 from finetune import handover as train_handover
@@ -150,3 +150,14 @@ def test_handover_cli_rejects_unknown_labels(tmp_path, capsys):
     bad.write_text(json.dumps({"text": "hello", "label": "grumpy"}) + "\n")
     assert train_handover.main(["--train", str(bad)]) == 1
     assert "unknown hand-over labels grumpy" in capsys.readouterr().err
+
+
+def test_a_long_calm_email_is_not_angry_for_its_length():
+    """Anger is read from the most negative sentence: several mildly negative sentences (each above
+    ANGRY alone) do not add up to fury, while one furious sentence in a calm email still does."""
+    calm = ("I paid for a hotel in Lisbon and the rate was poor. The charge was also later than I expected. "
+            "The app was slow and a bit confusing. Why did this payment get such a poor conversion rate?")
+    assert compound(calm, without=PROBLEM_WORDS) <= ANGRY  # the whole message reads as furious to VADER
+    assert handover_reason(calm, sentiment(calm)) is None
+    furious = "I paid for a hotel in Lisbon. Sad, hurt and miserable, I feel cheated and betrayed."  # no fury cue
+    assert handover_reason(furious, sentiment(furious)).startswith("angry customer (sentiment")

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -229,3 +230,23 @@ def test_entity_noise_outside_zero_to_one_is_a_one_line_error(tmp_path, small_tr
     assert train_intent.main(argv) == 1
     assert "--entity-noise is a share of the training examples, between 0 and 1: not 1.5" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()  # rejected before any work
+
+
+def test_thresholds_refit_in_place_under_a_new_budget(tmp_path, small_train):
+    """python -m finetune.thresholds: a larger budget escalates more (higher confidence threshold, lower
+    out-of-scope threshold); only the thresholds change, and the artefact still names its adapter relatively."""
+    from finetune import thresholds
+
+    model = tmp_path / "intent"
+    shutil.copytree(REPO / "agent/data/intent", model)
+    before = IntentHead.load(model)
+    base = ["--model", str(model), "--train", str(small_train), "--validation-fraction", "0.2"]
+    assert thresholds.main([*base, "--escalate-budget", "0.3"]) == 0
+    wide = IntentHead.load(model)
+    assert thresholds.main([*base, "--escalate-budget", "0.01"]) == 0
+    narrow = IntentHead.load(model)
+    assert wide.threshold > narrow.threshold and wide.oos.threshold < narrow.oos.threshold
+    assert np.array_equal(narrow.weight, before.weight) and narrow.labels == before.labels
+    assert json.loads((model / "config.json").read_text())["adapter"] == "adapter"
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["escalate_budget"] == 0.01 and metrics["threshold"] == narrow.threshold
