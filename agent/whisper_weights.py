@@ -163,85 +163,100 @@ def _layers(variables: dict, prefix: str) -> int:
 def to_openai(variables: dict[str, np.ndarray]) -> tuple[dict, dict[str, np.ndarray]]:
     """openai-whisper's ``(dims, state_dict)`` (numpy arrays) from CTranslate2 Whisper variables."""
     v = variables
+    dims = _model_dimensions(v)
+    _check_projection(v)
+    sd = _StateDict(v)
+    sd.linear("encoder.conv1", "encoder/conv1")
+    sd.linear("encoder.conv2", "encoder/conv2")
+    if "encoder/position_encodings/encodings" in v:
+        sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
+    else:  # older conversions leave the encoder's fixed sinusoids out
+        from whisper.model import sinusoids
+
+        sd["encoder.positional_embedding"] = sinusoids(dims["n_audio_ctx"], dims["n_audio_state"]).numpy()
+    for i in range(dims["n_audio_layer"]):
+        sd.block(f"encoder.blocks.{i}", f"encoder/layer_{i}", dims["n_audio_state"], cross=False)
+    sd.norm("encoder.ln_post", "encoder/layer_norm")
+    sd["decoder.token_embedding.weight"] = sd.variable("decoder/embeddings/weight")
+    sd["decoder.positional_embedding"] = sd.variable("decoder/position_encodings/encodings")
+    for i in range(dims["n_text_layer"]):
+        sd.block(f"decoder.blocks.{i}", f"decoder/layer_{i}", dims["n_text_state"], cross=True)
+    sd.norm("decoder.ln", "decoder/layer_norm")
+    return dims, dict(sd)
+
+
+def _model_dimensions(v: dict) -> dict:
+    """openai-whisper's ``ModelDimensions`` fields, read from the variables' shapes."""
     get = _getter(v)
     conv1 = get("encoder/conv1/weight")
     embedding = get("decoder/embeddings/weight")
-    n_audio_state, n_mels = conv1.shape[0], conv1.shape[1]
-    n_text_state = embedding.shape[1]
-    dims = {
-        "n_mels": int(n_mels),
+    return {
+        "n_mels": int(conv1.shape[1]),
         "n_audio_ctx": int(v["encoder/position_encodings/encodings"].shape[0])
         if "encoder/position_encodings/encodings" in v else 1500,
-        "n_audio_state": int(n_audio_state),
+        "n_audio_state": int(conv1.shape[0]),
         "n_audio_head": _scalar(v, "encoder/num_heads"),
         "n_audio_layer": _layers(v, "encoder"),
         "n_vocab": int(embedding.shape[0]),
         "n_text_ctx": int(get("decoder/position_encodings/encodings").shape[0]),
-        "n_text_state": int(n_text_state),
+        "n_text_state": int(embedding.shape[1]),
         "n_text_head": _scalar(v, "decoder/num_heads"),
         "n_text_layer": _layers(v, "decoder"),
     }
-    projection = v.get("decoder/projection/weight")
+
+
+def _check_projection(v: dict) -> None:
+    """openai-whisper ties the output projection to the token embedding, without a bias."""
+    embedding, projection = v.get("decoder/embeddings/weight"), v.get("decoder/projection/weight")
     if projection is not None and projection is not embedding and not np.array_equal(projection, embedding):
         raise AgentError("this Whisper model's output projection is not tied to its token embedding; "
                          "openai-whisper cannot represent it")
     if "decoder/projection/bias" in v and np.any(v["decoder/projection/bias"]):
         raise AgentError("this Whisper model's output projection has a bias; openai-whisper cannot represent it")
 
-    sd: dict[str, np.ndarray] = {}
 
-    def linear(dst: str, src: str, rows: slice | None = None, bias: bool = True):
-        weight, b = get(src + "/weight"), v.get(src + "/bias")
-        sd[dst + ".weight"] = weight if rows is None else weight[rows]
+class _StateDict(dict):
+    """openai-whisper's state dict, filled layer by layer from CTranslate2 variables."""
+
+    def __init__(self, variables: dict):
+        super().__init__()
+        self.v = variables
+        self.variable = _getter(variables)
+
+    def linear(self, dst: str, src: str, rows: slice | None = None, bias: bool = True) -> None:
+        weight, b = self.variable(src + "/weight"), self.v.get(src + "/bias")
+        self[dst + ".weight"] = weight if rows is None else weight[rows]
         if bias:
-            sd[dst + ".bias"] = (np.zeros(sd[dst + ".weight"].shape[0], weight.dtype) if b is None
-                                 else (b if rows is None else b[rows]))
+            self[dst + ".bias"] = (np.zeros(self[dst + ".weight"].shape[0], weight.dtype) if b is None
+                                   else (b if rows is None else b[rows]))
 
-    def norm(dst: str, src: str):
-        sd[dst + ".weight"], sd[dst + ".bias"] = get(src + "/gamma"), get(src + "/beta")
+    def norm(self, dst: str, src: str) -> None:
+        self[dst + ".weight"], self[dst + ".bias"] = self.variable(src + "/gamma"), self.variable(src + "/beta")
 
-    def attention(dst: str, src: str, d: int, cross: bool):
+    def attention(self, dst: str, src: str, d: int, cross: bool) -> None:
         if cross:  # linear_0 query, linear_1 key+value, linear_2 out
-            linear(f"{dst}.query", f"{src}/linear_0")
+            self.linear(f"{dst}.query", f"{src}/linear_0")
             kv = f"{src}/linear_1"
-            _rows(get(kv + "/weight"), 2 * d, kv)
-            linear(f"{dst}.key", kv, slice(0, d), bias=False)
-            linear(f"{dst}.value", kv, slice(d, 2 * d))
-            linear(f"{dst}.out", f"{src}/linear_2")
+            _rows(self.variable(kv + "/weight"), 2 * d, kv)
+            self.linear(f"{dst}.key", kv, slice(0, d), bias=False)
+            self.linear(f"{dst}.value", kv, slice(d, 2 * d))
+            self.linear(f"{dst}.out", f"{src}/linear_2")
         else:  # linear_0 query+key+value, linear_1 out
             qkv = f"{src}/linear_0"
-            _rows(get(qkv + "/weight"), 3 * d, qkv)
-            linear(f"{dst}.query", qkv, slice(0, d))
-            linear(f"{dst}.key", qkv, slice(d, 2 * d), bias=False)  # the key bias is dropped (see above)
-            linear(f"{dst}.value", qkv, slice(2 * d, 3 * d))
-            linear(f"{dst}.out", f"{src}/linear_1")
-        norm(f"{dst}_ln", f"{src}/layer_norm")
+            _rows(self.variable(qkv + "/weight"), 3 * d, qkv)
+            self.linear(f"{dst}.query", qkv, slice(0, d))
+            self.linear(f"{dst}.key", qkv, slice(d, 2 * d), bias=False)  # the key bias is dropped (see above)
+            self.linear(f"{dst}.value", qkv, slice(2 * d, 3 * d))
+            self.linear(f"{dst}.out", f"{src}/linear_1")
+        self.norm(f"{dst}_ln", f"{src}/layer_norm")
 
-    def block(dst: str, src: str, d: int, cross: bool):
-        attention(f"{dst}.attn", f"{src}/self_attention", d, cross=False)
+    def block(self, dst: str, src: str, d: int, cross: bool) -> None:
+        self.attention(f"{dst}.attn", f"{src}/self_attention", d, cross=False)
         if cross:
-            attention(f"{dst}.cross_attn", f"{src}/attention", d, cross=True)
-        linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-
-    linear("encoder.conv1", "encoder/conv1")
-    linear("encoder.conv2", "encoder/conv2")
-    if "encoder/position_encodings/encodings" in v:
-        sd["encoder.positional_embedding"] = v["encoder/position_encodings/encodings"]
-    else:  # older conversions leave the encoder's fixed sinusoids out
-        from whisper.model import sinusoids
-
-        sd["encoder.positional_embedding"] = sinusoids(dims["n_audio_ctx"], n_audio_state).numpy()
-    for i in range(dims["n_audio_layer"]):
-        block(f"encoder.blocks.{i}", f"encoder/layer_{i}", n_audio_state, cross=False)
-    norm("encoder.ln_post", "encoder/layer_norm")
-    sd["decoder.token_embedding.weight"] = embedding
-    sd["decoder.positional_embedding"] = get("decoder/position_encodings/encodings")
-    for i in range(dims["n_text_layer"]):
-        block(f"decoder.blocks.{i}", f"decoder/layer_{i}", n_text_state, cross=True)
-    norm("decoder.ln", "decoder/layer_norm")
-    return dims, sd
+            self.attention(f"{dst}.cross_attn", f"{src}/attention", d, cross=True)
+        self.linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
+        self.linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
+        self.norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
 
 
 def _getter(v: dict):

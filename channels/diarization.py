@@ -21,12 +21,12 @@ from agent.knowledge import KnowledgeBase
 from agent.settings import Settings
 from agent.types import AgentError
 
-from . import engine_class
+from . import adapter, adapter_names, engine_class
 
 GREETINGS = ("thank you for calling", "thanks for calling", "how can i help", "how may i help", "welcome to",
              "you're through to", "you are through to", "you're speaking to", "you are speaking to", "speaking",
              "how can we help")
-ENGINES = ("resemblyzer", "pyannote")
+ENGINE_PREFIX = "diarize_"  # each engine is channels/diarize_<name>.py
 SPEECH_GAP_S = 0.3  # words closer than this are one stretch of speech for the engine
 GREETING_WORDS = 40  # how far into a speaker's words the greeting is looked for
 
@@ -46,7 +46,7 @@ class Options:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Options":
-        engine_class(dict.fromkeys(ENGINES), settings.diarization_engine, "diarization")  # fails before any model loads
+        _engine_name(settings)  # an unknown engine fails before any model loads
         if settings.diarization_agent not in ("greeting", "first"):
             raise AgentError(f"setting 'diarization_agent' is 'greeting' or 'first', not "
                              f"'{settings.diarization_agent}'")
@@ -76,12 +76,12 @@ def _business_name(settings: Settings) -> str:
 
 def load_engine(settings: Settings) -> Diarizer:
     """The engine named by ``diarization_engine``; its module (and torch) is imported only now."""
-    engine_class(dict.fromkeys(ENGINES), settings.diarization_engine, "diarization")  # an unknown name: one line
-    if settings.diarization_engine == "pyannote":
-        from .diarize_pyannote import PyannoteDiarizer as engine
-    else:
-        from .diarize_resemblyzer import ResemblyzerDiarizer as engine
-    return engine(settings)
+    return adapter(ENGINE_PREFIX, _engine_name(settings))(settings)
+
+
+def _engine_name(settings: Settings) -> str:
+    names = adapter_names(ENGINE_PREFIX, Settings.diarization_engine)
+    return engine_class({name: name for name in names}, settings.diarization_engine, "diarization")
 
 
 def speech_spans(segments) -> list[tuple[float, float]]:

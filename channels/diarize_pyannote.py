@@ -51,3 +51,6 @@ class PyannoteDiarizer(Diarizer):
         ids: dict[str, int] = {}
         return [SpeakerTurn(round(turn.start, 2), round(turn.end, 2), ids.setdefault(who, len(ids)))
                 for turn, _, who in annotation.itertracks(yield_label=True)]
+
+
+Engine = PyannoteDiarizer  # the adapter channels.diarization.load_engine loads by name

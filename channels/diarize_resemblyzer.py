@@ -226,3 +226,6 @@ def _smoothed(who: np.ndarray) -> np.ndarray:
         if e - s < SHORTEST_RUN and len(edges) > 2:
             who[s:e] = who[s - 1] if s else who[e] if e < len(who) else who[s]
     return who
+
+
+Engine = ResemblyzerDiarizer  # the adapter channels.diarization.load_engine loads by name

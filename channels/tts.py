@@ -17,7 +17,7 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
-from . import audio, engine_class, speech_text
+from . import adapter, adapter_names, audio, engine_class, speech_text
 
 TELEPHONE_RATE = 8000
 
@@ -108,17 +108,15 @@ class PiperEngine(Speaker):
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
 
-def coqui_engine(settings: Settings, deterministic: bool = False) -> Speaker:
-    from .coqui_tts import CoquiEngine  # a Speaker too: imported here, after this module
-
-    return CoquiEngine(settings, deterministic=deterministic)
-
-
-ENGINES = {PiperEngine.name: PiperEngine, "coqui": coqui_engine}
+ENGINE_PREFIX = "tts_"  # other engines are channels/tts_<name>.py (Coqui: tts_coqui.py)
 
 
 def load_engine(settings: Settings, deterministic: bool = False) -> Speaker:
-    return engine_class(ENGINES, settings.tts_engine, "TTS")(settings, deterministic=deterministic)
+    """Piper (built in) or the ``Engine`` of ``channels/tts_<name>.py``, whose module is imported only now."""
+    names = [PiperEngine.name, *adapter_names(ENGINE_PREFIX, PiperEngine.name)]
+    engine_class(dict.fromkeys(names), settings.tts_engine, "TTS")  # an unknown name: one line listing these
+    engine = PiperEngine if settings.tts_engine == PiperEngine.name else adapter(ENGINE_PREFIX, settings.tts_engine)
+    return engine(settings, deterministic=deterministic)
 
 
 def _oversampled_peaks(samples: np.ndarray, rate: int) -> np.ndarray:

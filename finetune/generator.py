@@ -134,24 +134,13 @@ def whisper_cross_attention(name: str, cache_dir: str, sentences: list[str]) -> 
 
 
 def train(args: argparse.Namespace) -> dict:
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import set_seed
 
     if args.threads:
         torch.set_num_threads(args.threads)
     set_seed(args.seed)
     out = Path(args.out)
-    records = read_records(args.train)
-    rng = random.Random(args.seed)
-    if args.eval:
-        validation = read_records(args.eval)
-    else:
-        rng.shuffle(records)
-        n_val = max(1, int(len(records) * args.validation_fraction))
-        validation, records = records[:n_val], records[n_val:]
-    if args.max_train:
-        records = records[:args.max_train]
-    if args.max_eval:
-        validation = validation[:args.max_eval]
+    records, validation = _split_records(args)
     cache_dir = Settings.load().cache_dir
     out.mkdir(parents=True, exist_ok=True)
     cross_attention = None
@@ -164,18 +153,65 @@ def train(args: argparse.Namespace) -> dict:
     limit = context_limit(model)
     train_set = [e for r in records if (e := encode(r, tokenizer, layout, limit))]
     eval_set = [e for r in validation if (e := encode(r, tokenizer, layout, limit))]
-    dropped = len(records) + len(validation) - len(train_set) - len(eval_set)
     if not train_set or not eval_set:
         raise AgentError("no record fits the model's context; shorten the passages or replies")
     if args.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = _linear_names(model)
-        model = get_peft_model(model, LoraConfig(
-            r=args.lora_r, lora_alpha=args.lora_r, lora_dropout=0.05, target_modules=targets,
-            modules_to_save=_norm_names(model), fan_in_fan_out=_uses_conv1d(model),
-            task_type="CAUSAL_LM" if layout.architecture == "causal" else "SEQ_2_SEQ_LM"))
+        model = _with_lora(model, layout, args.lora_r)
     checkpoints = Path(args.checkpoints or out / "checkpoints")
+    trainer = _trainer(args, model, layout, train_set, eval_set, checkpoints)
+    started = time.time()
+    resume = args.resume and any(checkpoints.glob("checkpoint-*"))
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    train_seconds = time.time() - started
+    eval_loss = trainer.evaluate()["eval_loss"]
+    if not processes.is_main():  # the first process writes and scores the model
+        return {}
+
+    _save(args, out, trainer.model, tokenizer, layout)
+    metrics = {"base": args.base, "method": args.method, "train_records": len(train_set),
+               "validation_records": len(eval_set),
+               "dropped_too_long": len(records) + len(validation) - len(train_set) - len(eval_set),
+               "eval_loss": round(eval_loss, 4), "train_seconds": round(train_seconds),
+               "epochs_run": round(trainer.state.epoch, 2), "steps": trainer.state.global_step,
+               "processes": processes.count(),
+               "validation": score_replies(Generator(str(out), cache_dir), validation[:args.score_records])}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    model_versions.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,
+                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")})
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return metrics
+
+
+def _split_records(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """Training and validation records: the --eval file, or a seeded share held out of --train."""
+    records = read_records(args.train)
+    if args.eval:
+        validation = read_records(args.eval)
+    else:
+        random.Random(args.seed).shuffle(records)
+        n_val = max(1, int(len(records) * args.validation_fraction))
+        validation, records = records[:n_val], records[n_val:]
+    if args.max_train:
+        records = records[:args.max_train]
+    if args.max_eval:
+        validation = validation[:args.max_eval]
+    return records, validation
+
+
+def _with_lora(model, layout, rank: int):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(model, LoraConfig(
+        r=rank, lora_alpha=rank, lora_dropout=0.05, target_modules=_linear_names(model),
+        modules_to_save=_norm_names(model), fan_in_fan_out=_uses_conv1d(model),
+        task_type="CAUSAL_LM" if layout.architecture == "causal" else "SEQ_2_SEQ_LM"))
+
+
+def _trainer(args: argparse.Namespace, model, layout, train_set: list, eval_set: list, checkpoints: Path):
+    """A Trainer that evaluates and checkpoints once per epoch (or --eval-every) and stops early."""
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
     steps_per_epoch = max(1, len(train_set) // args.batch_size)
     every = args.eval_every or steps_per_epoch
     training_args = TrainingArguments(
@@ -194,37 +230,21 @@ def train(args: argparse.Namespace) -> dict:
             loss = causal_loss(model, inputs)
             return (loss, (loss,)) if return_outputs else loss  # the Trainer slices off the loss
 
-    trainer = ReplyTrainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
-                           data_collator=lambda b: collate(b, layout.eos),
-                           callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
-    started = time.time()
-    resume = args.resume and any(checkpoints.glob("checkpoint-*"))
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout carries the result
-        trainer.train(resume_from_checkpoint=True if resume else None)
-    train_seconds = time.time() - started
-    eval_loss = trainer.evaluate()["eval_loss"]
-    if not processes.is_main():  # the first process writes and scores the model
-        return {}
+    return ReplyTrainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
+                        data_collator=lambda b: collate(b, layout.eos),
+                        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)])
 
-    config = GeneratorConfig(base=args.base, architecture=layout.architecture, adapter=args.method == "lora",
-                             max_new_tokens=args.max_new_tokens)
+
+def _save(args: argparse.Namespace, out: Path, model, tokenizer, layout) -> None:
+    """The adapter (LoRA) or the whole model, and the config that says how to load it."""
     if args.method == "lora":
         shutil.rmtree(out / "adapter", ignore_errors=True)
-        trainer.model.save_pretrained(str(out / "adapter"))
+        model.save_pretrained(str(out / "adapter"))
     else:
-        trainer.model.save_pretrained(str(out / "model"))
+        model.save_pretrained(str(out / "model"))
         tokenizer.save_pretrained(str(out / "model"))
-    config.save(out)
-    metrics = {"base": args.base, "method": args.method, "train_records": len(train_set),
-               "validation_records": len(eval_set), "dropped_too_long": dropped, "eval_loss": round(eval_loss, 4),
-               "train_seconds": round(train_seconds), "epochs_run": round(trainer.state.epoch, 2),
-               "steps": trainer.state.global_step, "processes": processes.count(),
-               "validation": score_replies(Generator(str(out), cache_dir), validation[:args.score_records])}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    model_versions.write_version(out, "generator", metrics, [f for f in (args.train, args.eval) if f], args.base,
-                         {k: v for k, v in vars(args).items() if k not in ("out", "checkpoints", "resume")})
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return metrics
+    GeneratorConfig(base=args.base, architecture=layout.architecture, adapter=args.method == "lora",
+                    max_new_tokens=args.max_new_tokens).save(out)
 
 
 def _linear_names(model) -> list[str]:

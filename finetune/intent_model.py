@@ -22,6 +22,7 @@ from finetune import processes
 from finetune.intent_data import IGNORE, Drawn, Embedded, LengthGroupedEpochs, TrainingTexts, collate, embed
 
 PART_LOSS_WEIGHT = 0.5  # the parts' share of the loss beside the message's
+LORA_TARGETS = ["query", "key", "value", "dense"]  # every linear layer of the BERT encoder
 
 
 class PooledClassifier(torch.nn.Module):
@@ -65,35 +66,11 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
     training follows the same learning-rate schedule of ``args.epochs`` and stops after ``stop_after``
     epochs, where the validated run was best. Checkpoints stay in ``checkpoints`` for ``--resume``
     until the whole run is done."""
-    from peft import LoraConfig, PeftModel, get_peft_model
-    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
-
-    from agent.encoder import load_encoder
+    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, set_seed
 
     class StopAfter(TrainerCallback):
         def on_epoch_end(self, training_args, state, control, **kwargs):
             control.should_training_stop = state.epoch >= stop_after - 1e-6
-
-    set_seed(args.seed)
-    tokenizer, encoder = load_encoder(args.base)
-    if adapter:
-        encoder = PeftModel.from_pretrained(encoder, adapter, is_trainable=True)
-    else:
-        encoder = get_peft_model(encoder, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
-                                                     target_modules=["query", "key", "value", "dense"]))
-    model = PooledClassifier(encoder, weight, bias)
-
-    steps_per_epoch = -(-len(texts) // args.batch_size)
-    validated = val_texts is not None
-    training = TrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=128, learning_rate=args.lr, weight_decay=0.01, lr_scheduler_type="linear",
-        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), save_strategy="epoch", save_total_limit=2,
-        eval_strategy="epoch" if validated else "no", load_best_model_at_end=validated,
-        metric_for_best_model="accuracy" if validated else None, greater_is_better=True, logging_steps=50,
-        report_to=[], seed=args.seed, data_seed=args.seed, label_names=["labels"],
-        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
 
     class GroupedTrainer(Trainer):
         def _get_train_sampler(self, train_dataset=None):
@@ -103,9 +80,13 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
         known = p.label_ids != IGNORE
         return {"accuracy": float((p.predictions.argmax(-1)[known] == p.label_ids[known]).mean())}
 
+    set_seed(args.seed)
+    tokenizer, encoder = _lora_encoder(args, adapter)
+    model = PooledClassifier(encoder, weight, bias)
+    validated = val_texts is not None
     shares = {"message_share": args.messages, "two_share": args.two_requests}
     trainer = GroupedTrainer(
-        model=model, args=training,
+        model=model, args=_training_arguments(args, len(texts), checkpoints, validated),
         train_dataset=TrainingTexts(texts, labels, names, tokenizer, args.seed, entity_noise=args.entity_noise,
                                     **shares),
         eval_dataset=TrainingTexts(val_texts, val_labels, names, tokenizer, args.seed, both=args.messages > 0,
@@ -120,17 +101,52 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
         encoder.save_pretrained(str(out / "adapter"))
         (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
     processes.wait_for_everyone()  # every process reads the adapter next
+    info = {**_run_info(args, trainer, result, validated), **shares}
+    return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
+
+
+def _lora_encoder(args, adapter: str | None):
+    """The base encoder with a new LoRA adapter, or with ``adapter`` loaded to train on."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    from agent.encoder import load_encoder
+
+    tokenizer, encoder = load_encoder(args.base)
+    if adapter:
+        return tokenizer, PeftModel.from_pretrained(encoder, adapter, is_trainable=True)
+    return tokenizer, get_peft_model(encoder, LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, lora_dropout=0.1,
+                                                         target_modules=LORA_TARGETS))
+
+
+def _training_arguments(args, n_texts: int, checkpoints: Path, validated: bool):
+    """Linear schedule with 6% warm-up; with validation, evaluate each epoch and keep the best."""
+    from transformers import TrainingArguments
+
+    steps_per_epoch = -(-n_texts // args.batch_size)
+    return TrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=128, learning_rate=args.lr, weight_decay=0.01, lr_scheduler_type="linear",
+        warmup_steps=int(0.06 * steps_per_epoch * args.epochs), save_strategy="epoch", save_total_limit=2,
+        eval_strategy="epoch" if validated else "no", load_best_model_at_end=validated,
+        metric_for_best_model="accuracy" if validated else None, greater_is_better=True, logging_steps=50,
+        report_to=[], seed=args.seed, data_seed=args.seed, label_names=["labels"],
+        remove_unused_columns=False, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
+        disable_tqdm=False)  # quiet_transformers() would otherwise hide the training progress bar
+
+
+def _run_info(args, trainer, result, validated: bool) -> dict:
+    """What the run did, for the model's metrics: epochs, steps, the validation history, the settings."""
     history = [{k: v for k, v in h.items() if k in ("epoch", "eval_accuracy", "eval_loss")}
                for h in trainer.state.log_history if "eval_accuracy" in h]
-    info = {"epochs_run": round(trainer.state.epoch, 2), "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
+    return {"epochs_run": round(trainer.state.epoch, 2),
+            "train_runtime_s": round(result.metrics.get("train_runtime", 0), 1),
             "steps": trainer.state.global_step, "processes": processes.count(),
             **({"best_validation_accuracy": trainer.state.best_metric, "history": history,
                 # the first epoch with the best score: the one the Trainer keeps (it needs a strict gain)
                 "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
-            "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": ["query", "key", "value", "dense"]},
-            "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise, **shares,
+            "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": LORA_TARGETS},
+            "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise,
             "part_loss_weight": PART_LOSS_WEIGHT}
-    return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
 
 
 def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from agent.types import AgentError
-from channels import audio, coqui_tts, tts
+from channels import audio, tts, tts_coqui as coqui_tts
 from channels.speech_text import sentences
 from conftest import cli_environment, one_line_error, run_cli
 

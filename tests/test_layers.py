@@ -18,6 +18,13 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120)
 
 
+def copy_of_the_tree(root: Path) -> None:
+    """The packages and their contracts under ``root``, to break one there."""
+    for package in ("agent", "channels", "finetune"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", root)
+
+
 def test_the_import_contracts_are_kept():
     done = lint_imports(REPO)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -25,14 +32,21 @@ def test_the_import_contracts_are_kept():
 
 
 def test_a_channel_imported_by_the_core_breaks_a_contract(tmp_path):
-    for package in ("agent", "channels", "finetune"):
-        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    copy_of_the_tree(tmp_path)
     types = tmp_path / "agent" / "types.py"
     types.write_text(types.read_text(encoding="utf-8") + "\nimport channels.rows  # noqa\n", encoding="utf-8")
     done = lint_imports(tmp_path)
     assert done.returncode == 1 and "agent (the core) imports neither a channel nor training code BROKEN" in done.stdout
     assert "agent.types -> channels.rows" in done.stdout
+
+
+def test_an_engine_importing_its_chooser_back_is_a_cycle(tmp_path):
+    copy_of_the_tree(tmp_path)
+    base = tmp_path / "channels" / "tts.py"
+    base.write_text(base.read_text(encoding="utf-8") + "\nfrom . import tts_coqui  # noqa\n", encoding="utf-8")
+    done = lint_imports(tmp_path)
+    assert done.returncode == 1 and "no import cycles among the modules of agent, of channels" in done.stdout
+    assert ".tts -> .tts_coqui" in done.stdout or ".tts_coqui -> .tts" in done.stdout
 
 
 @pytest.mark.parametrize("old, new, names", [
@@ -42,6 +56,7 @@ def test_a_channel_imported_by_the_core_breaks_a_contract(tmp_path):
     ("agent.entities", "agent.pii", ["mask_pii", "names", "PII_KINDS"]),
     ("finetune.versions", "agent.promotion", ["promote", "compare", "Comparison"]),
     ("finetune.data", "agent.labelled", ["read_examples", "rows", "label_of"]),
+    ("channels.coqui_tts", "channels.tts_coqui", ["CoquiEngine", "coqui_voice", "coqui_checkpoint"]),
 ])
 def test_moved_names_still_import_from_their_old_modules(old, new, names):
     old_module, new_module = importlib.import_module(old), importlib.import_module(new)
