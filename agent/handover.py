@@ -105,7 +105,7 @@ _STAFF = (r"(?:person|human(?:\s+being)?|someone|somebody|anyone|anybody|people|
           r"colleague|specialist|whoever(?:'s|\s+is)?\s+in\s+charge|"
           r"customer\s+services?(?:\s+(?:agent|rep|representative|advis[eo]r|team|department))?)")
 _PLATFORM = (r"(?:twitter|x|facebook|instagram|tiktok|reddit|linkedin|youtube|social\s+media|trustpilot|"
-             r"the\s+internet|online|google|yelp|the\s+app\s+store|the\s+play\s+store)")
+             r"the\s+internet|online|google(?!\s*(?:pay|wallet))|yelp|the\s+app\s+store|the\s+play\s+store)")
 # Asking for a person, unless the words before turn it down ("don't need a human for this").
 PERSON = re.compile(
     # "speak to a real person", "talk with one of your customer service agents", "speak to the fraud team"
@@ -173,14 +173,15 @@ COMPLAINT = re.compile(
 _MEDIA = (r"(?:the\s+|a\s+|my\s+|our\s+|your\s+)?(?:(?:local|national|regional|daily)\s+)?"
           r"(?:press|media|papers?|newspapers?|news(?:papers?|\s+desk)?|tv|television|radio|journalists?|reporters?|"
           r"bbc|itv|channel\s+\w+(?:\s+news)?|watchdog|consumer\s+(?:pages?|programmes?|programs?|shows?|sections?|"
-          r"segments?|champions?|affairs\s+\w+)|money\s+saving\s+expert|which\?)")
+          r"segments?|champions?|affairs\s+\w+)|money\s*saving\s*expert|which\?)")
 PUBLIC = re.compile(
     rf"\b(?:go(?:ing)?\s+to|went\s+to|contact(?:ing|ed)?|tell(?:ing)?|told|writ(?:e|ing|ten)\s+to|call(?:ing|ed)?|"
     rf"speak(?:ing)?\s+to|spoken\s+to|talk(?:ing|ed)?\s+to|(?:been|get|getting|got)\s+in\s+touch\s+with|"
-    rf"pass(?:ing)?\s+(?:the|this|my)\s+story\s+to|tak(?:e|ing)\s+(?:this|it|my\s+story)\s+to)\s+{_MEDIA}\b"
+    rf"pass(?:ing)?\s+(?:the|this|my)\s+story\s+to|tak(?:e|ing)\s+(?:this|it|my\s+story)\s+to|"
+    rf"(?:send|forward|pass|hand)(?:s|ing|ed)?\s+(?:\w+\s+){{0,5}}?to)\s+{_MEDIA}\b"
     rf"|\b(?:post|tweet|put|share|write|blast|expose|shame)\w*\s+(?:this|it|you|about\s+(?:this|you|it)|"
     rf"the\s+whole\s+(?:story|thing)|everything)(?:\s+guys)?\s+(?:on|in|all\s+over)\s+(?:all\s+)?{_PLATFORM}\b"
-    rf"|\b(?:post|posting|share|sharing|put|putting)\s+(?:it\s+|this\s+)?(?:in|on)\s+(?:all\s+)?(?:the\s+)?"
+    rf"|\b(?:post|posting|share|sharing|put|putting|write|writing)\s+(?:about\s+)?(?:it\s+|this\s+)?(?:in|on)\s+(?:all\s+)?(?:the\s+)?"
     rf"(?:facebook|whatsapp|reddit|local|neighbourhood|neighborhood|community|parents'?|students'?|\w+)\s+"
     rf"(?:groups?|forums?|pages?|subreddits?)\b"
     r"|\b(?:going\s+to|gonna|will|'ll)\s+hear\s+about\s+(?:this|it)\b"
@@ -190,8 +191,12 @@ PUBLIC = re.compile(
     r"|\b(?:write|writing|publish|do|doing|make|making|film|filming)\s+(?:an?\s+)?(?:article|story|column|piece|"
     r"blog(?:\s+post)?|thread|video|vlog|tiktok|post)\s+(?:about|on)\s+(?:this|it|you|your|the\s+bank|kestrel)"
     r"|\bwrite\s+about\s+(?:this|it|you)\s+in\s+print\b|\bon\s+camera\b|\bgo(?:ing)?\s+viral\b"
+    # "I'm writing the whole thing up", from someone who says they write for a blog or a paper
+    r"|\bwrit(?:e|ing)\s+(?:up\s+(?:this|the\s+whole\s+(?:thing|story)|everything)|(?:this|it|the\s+whole\s+(?:thing|story))\s+up)\b"
+    r"|\bwrite\s+for\s+(?:a|an|the)\s+(?:\w+\s+)?(?:blog|paper|newspaper|magazine|website|column|podcast)\b"
     r"|\b(?:warn|tell)\s+(?:everyone|everybody|people|others|all\s+my\s+\w+)\s+(?:not\s+to|to\s+avoid|how|about\s+(?:you|this))"
-    r"|\b(?:my|our)\s+(?:\d[\d,]*|thousands\s+of|\w+\s+thousand)\s+(?:followers|subscribers|members|readers)\b", re.I)
+    r"|\b(?:my|our|i'?ve\s+got|i\s+have|with)\s+(?:over\s+|nearly\s+|almost\s+|about\s+)?(?:\d[\d,.]*k?|thousands\s+of|\w+\s+thousand)\s+"
+    r"(?:followers|subscribers|members|readers)\b", re.I)
 # Anger that needs no second opinion: abuse, swearing, "fed up", "worst bank". Not theft ("someone
 # stole my card" is a report, not a temper).
 FURY = re.compile(

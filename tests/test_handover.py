@@ -76,6 +76,24 @@ def test_model_does_not_overrule_a_request_for_a_person_a_legal_threat_or_fury(t
     assert handover_reason(text, sentiment(text), learned(none=0.99)).startswith(reason)
 
 
+@pytest.mark.parametrize("text", [
+    "If it is not closed this week I'll be sending the whole email chain to the consumer section of my local paper.",
+    "I've got 40k followers on TikTok and I'm about to post how you handled this.",
+    "I write for a consumer blog and if this isn't sorted today I'm writing up the whole thing",
+    "I'm going to write about it on the wedding forums so people know how hard you make it",
+])
+def test_going_public_is_read_however_it_is_put(text):
+    assert handover_reason(text, sentiment(text)) == "threatens to go public: press, reviews or social media"
+
+
+@pytest.mark.parametrize("text", [
+    "I want to put it on google pay on my new phone",
+    "I sent the receipt to the merchant and forwarded their reply to you",
+])
+def test_a_wallet_or_an_errand_is_not_going_public(text):
+    assert handover_reason(text, sentiment(text)) is None
+
+
 def test_model_overrules_a_scam_asked_about():
     text = "I got a text asking me to call a number about a suspicious payment. Is that a scam?"
     assert handover_reason(text, sentiment(text)).startswith("angry customer ('scam'")

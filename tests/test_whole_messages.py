@@ -115,7 +115,8 @@ def test_one_line_held_out_queries(agent):
 
 # name -> {figure: bound}: each set's figures as first scored with the shipped model, two messages of slack
 # ("ordinary escalated" and "two-request messages escalated" are upper bounds, the rest lower bounds).
-# blind_a, blind_b and mailbox_a were used while developing; blind_c, blind_d and mailbox_b were not.
+# blind_a, blind_b, blind_g and mailbox_a were used while developing; blind_c, blind_d, blind_e, blind_f and
+# mailbox_b were not.
 def _bounds(n: dict[str, tuple[int, int]]) -> dict[str, float]:
     upper = ("ordinary escalated", "two-request messages escalated")
     return {f: (k + 2) / total if f in upper else (k - 2) / total for f, (k, total) in n.items()}
@@ -136,6 +137,14 @@ WHOLE_MESSAGE_BOUNDS = {
                               "out of scope escalated": (24, 24)}),
     "mailbox_b.mbox": _bounds({"intent right": (54, 57), "ordinary escalated": (2, 49), "both requests found": (7, 8),
                                "hand-over escalated": (7, 7), "out of scope escalated": (6, 6)}),
+    "blind_e.jsonl": _bounds({"intent right": (97, 100), "ordinary escalated": (2, 63), "both requests found": (23, 37),
+                              "two-request messages escalated": (0, 37), "hand-over escalated": (30, 30),
+                              "out of scope escalated": (19, 20)}),
+    "blind_f.jsonl": _bounds({"intent right": (96, 101), "ordinary escalated": (1, 63), "both requests found": (30, 38),
+                              "two-request messages escalated": (0, 38), "hand-over escalated": (28, 30),
+                              "out of scope escalated": (19, 19)}),
+    "blind_g.jsonl": _bounds({"intent right": (77, 78), "ordinary escalated": (1, 30), "both requests found": (33, 48),
+                              "two-request messages escalated": (1, 48), "hand-over escalated": (42, 42)}),
 }
 ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.925, 0.92  # measured 0.930 and 0.930
 
