@@ -126,7 +126,10 @@ PERSON = re.compile(
     r"|\b(?:real|actual|live)\s+(?:person|human|people)\b|\b(?:human|live|real)\s+(?:agent|operator|representative)\b"
     r"|\bhuman\s+being\b|\b(?:call|ring|phone)\s+me\s+back\b|\bgive\s+me\s+a\s+(?:call|ring)\b|\bcall\s?backs?\b"
     r"|\bescalate\b|\b(?:put|transfer|connect|pass|forward|redirect|hand)\s+me\s+(?:through\s+|on\s+|over\s+)?"
-    r"(?:to|with)\b"
+    r"(?:to|with|onto)\b"
+    # "could somebody from your disputes department get in touch with me"
+    r"|\b(?:someone|somebody|a\s+person)\s+(?:from|in|on)\s+(?:your|the)\s+(?:\w+\s+){0,2}(?:team|department|desk)\s+"
+    r"(?:to\s+|could\s+|can\s+|please\s+)?(?:contact|call|ring|phone|get\s+in\s+touch\s+with)\s+me\b"
     # What callers say to a phone menu: "agent", "representative, please", "operator operator".
     r"|^\W*(?:(?:an?\s+)?(?:agent|representative|operator|human|person|manager)\W*)+(?:please)?\W*$", re.I)
 TURNED_DOWN = re.compile(r"\b(?:don'?t|do\s+not|doesn'?t|no\s+need\s+(?:for|to)|not|never|without)\W+(?:\w+\W+)?$"
@@ -148,7 +151,7 @@ LEGAL = re.compile(
     r"courts?|suing|lawsuits?|"
     # "sue", but not Sue, a name, in the middle of a sentence ("I sent £50 to my sister Sue")
     r"(?-i:sue|SUE)|(?<![a-z,]\s)(?-i:Sue)|class\s+action|bring\s+(?:a\s+)?claim|letter\s+before\s+action|"
-    r"litigation|small\s+claims|ombudsman|financial\s+conduct\s+authority|FCA|CFPB|consumer\s+financial\s+protection|"
+    r"litigation|small\s+claims|ombudsman|law\s+firm|(?:proper|strong|good)\s+case\s+against|financial\s+conduct\s+authority|FCA|CFPB|consumer\s+financial\s+protection|"
     r"FTC|better\s+business\s+bureau|regulator|trading\s+standards|illegal|unlawful|GDPR|ICO|"
     r"data\s+protection\s+(?:act|law|request|complaint|officer)|subject\s+access\s+request|information\s+commissioner)\b",
     re.I)
@@ -180,7 +183,10 @@ PUBLIC = re.compile(
     rf"pass(?:ing)?\s+(?:the|this|my)\s+story\s+to|tak(?:e|ing)\s+(?:this|it|my\s+story)\s+to|"
     rf"(?:send|forward|pass|hand)(?:s|ing|ed)?\s+(?:\w+\s+){{0,5}}?to)\s+{_MEDIA}\b"
     rf"|\b(?:post|tweet|put|share|write|blast|expose|shame)\w*\s+(?:this|it|you|about\s+(?:this|you|it)|"
-    rf"the\s+whole\s+(?:story|thing)|everything)(?:\s+guys)?\s+(?:on|in|all\s+over)\s+(?:all\s+)?{_PLATFORM}\b"
+    rf"the\s+whole\s+(?:story|thing)|everything|screenshots?(?:\s+of\s+(?:this|the|our|these)\s+\w+)?)(?:\s+guys)?\s+"
+    rf"(?:on|in|all\s+over)\s+(?:all\s+)?{_PLATFORM}\b"
+    # "the local paper would love this story"
+    rf"|\b{_MEDIA}\s+(?:would|will|'d|'ll)\s+(?:love|be\s+(?:very\s+)?interested\s+in)\s+(?:this|to\s+hear)\b"
     rf"|\b(?:post|posting|share|sharing|put|putting|write|writing)\s+(?:about\s+)?(?:it\s+|this\s+)?(?:in|on)\s+(?:all\s+)?(?:the\s+)?"
     rf"(?:facebook|whatsapp|reddit|local|neighbourhood|neighborhood|community|parents'?|students'?|\w+)\s+"
     rf"(?:groups?|forums?|pages?|subreddits?)\b"

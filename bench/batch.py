@@ -1,7 +1,7 @@
 """``support-agent batch`` against the single-item commands run sequentially, in one run.
 
     python bench/batch.py [--clips 256] [--calls 6] [--call-s 60] [--messages 2000] [--overhead-items 20]
-                          [--kills 3] [--json FILE]
+                          [--kills 3] [--steady] [--json FILE]
 
 Archives built here: short clips (customer questions from the held-out intent set, spoken by the
 packaged Piper voice, 2 to 6 s each) and 60-second calls (those clips joined with pauses), and typed
@@ -12,7 +12,8 @@ process of its own, model loading and Ray's start included, default settings):
 * ``support-agent batch ... --workers 1`` and ``--workers 2``: workers of one core each on a Ray
   instance the command starts on this machine;
 
-and reports items/s for each, the 2-worker/1-worker ratio, and whether every batch row is what the
+and reports items/s for each (with ``--steady``, also once started: see ``transcription``), the
+2-worker/1-worker ratio, and whether every batch row is what the
 command printed for the same item (``seconds``, a timing, apart). Then the Ray overhead on a small
 archive (``--overhead-items``), and runs killed at a random point (SIGKILL to the command) and resumed:
 every item exactly once in the results, and the resumed run did only what was missing.
@@ -93,17 +94,28 @@ def spoken_archive(folder: Path, clips: int, calls: int, call_s: float) -> tuple
     return (sorted(str(p) for p in (folder / "clips").iterdir()), sorted(str(p) for p in (folder / "calls").iterdir()))
 
 
-def transcription(name: str, files: list[str], work: Path) -> dict:
+def transcription(name: str, files: list[str], work: Path, steady: bool = False) -> dict:
+    """Items/s of the sequential command and of 1 and 2 workers, whole commands timed. ``steady``: also
+    each worker count's throughput once started, from a run on the first half of the archive:
+    (items of the second half) / (whole run - half run), so Ray's start and model loading, paid once
+    per run, fall out."""
     seq_s, proc = command("transcribe", *files)
     expected = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     result = {"items": len(files), "sequential_s": round(seq_s, 1), "sequential_items_per_s": round(len(files) / seq_s, 3)}
+    half = files[:len(files) // 2]
     for workers in (1, 2):
         seconds, rows, _ = batch("transcribe", files, work / f"{name}-{workers}", "--workers", str(workers))
         result[f"workers_{workers}_s"] = round(seconds, 1)
         result[f"workers_{workers}_items_per_s"] = round(len(files) / seconds, 3)
         result[f"workers_{workers}_differing"] = differing(expected, rows, "file")
+        if steady:
+            half_s, _, _ = batch("transcribe", half, work / f"{name}-{workers}-half", "--workers", str(workers))
+            result[f"workers_{workers}_half_s"] = round(half_s, 1)
+            result[f"workers_{workers}_steady_items_per_s"] = round((len(files) - len(half)) / (seconds - half_s), 3)
     result["two_over_one"] = round(result["workers_1_s"] / result["workers_2_s"], 2)
     result["two_over_sequential"] = round(result["sequential_s"] / result["workers_2_s"], 2)
+    if steady:
+        result["two_over_one_steady"] = round(result["workers_2_steady_items_per_s"] / result["workers_1_steady_items_per_s"], 2)
     return result
 
 
@@ -156,6 +168,8 @@ def main() -> None:
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--overhead-items", type=int, default=20)
     p.add_argument("--kills", type=int, default=3)
+    p.add_argument("--steady", action="store_true",
+                   help="also time each archive's first half, for the throughput once started")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
@@ -164,10 +178,10 @@ def main() -> None:
     clips, calls = spoken_archive(work, args.clips, args.calls, args.call_s)
     figures = {"cores": len(os.sched_getaffinity(0)), "load_average_at_start": os.getloadavg()[0]}
     if args.clips:
-        figures["short_clips"] = transcription("clips", clips, work)
+        figures["short_clips"] = transcription("clips", clips, work, steady=args.steady)
         print(json.dumps({"short_clips": figures["short_clips"]}), flush=True)
     if args.calls:
-        figures["calls"] = transcription("calls", calls, work)
+        figures["calls"] = transcription("calls", calls, work, steady=args.steady)
         print(json.dumps({"calls": figures["calls"]}), flush=True)
     if args.messages:
         figures["classify"] = classification(args.messages, work)

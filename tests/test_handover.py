@@ -81,6 +81,8 @@ def test_model_does_not_overrule_a_request_for_a_person_a_legal_threat_or_fury(t
     "I've got 40k followers on TikTok and I'm about to post how you handled this.",
     "I write for a consumer blog and if this isn't sorted today I'm writing up the whole thing",
     "I'm going to write about it on the wedding forums so people know how hard you make it",
+    "posting screenshots of this chat on twitter rn",
+    "The local paper would love this story: a bank that locks a pensioner out of her own savings.",
 ])
 def test_going_public_is_read_however_it_is_put(text):
     assert handover_reason(text, sentiment(text)) == "threatens to go public: press, reviews or social media"
