@@ -57,9 +57,13 @@ def test_cues_and_model_combine():
     assert handover_reason(mention, mood, learned(none=GATE)) is None  # the model is sure it is ordinary
     plain = "could your team leader give me a bell this afternoon"
     assert handover_reason(plain, sentiment(plain)) is None  # no cue names it
-    assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD)).startswith(
-        f"asks for a person (hand-over model, p {THRESHOLD:.2f}")
-    assert handover_reason(plain, sentiment(plain), learned(person=THRESHOLD - 0.01)) is None
+    sure, unsure = (1 - THRESHOLD) / 2, (1 - THRESHOLD) * 1.5  # "none" just inside and just outside the threshold
+    assert handover_reason(plain, sentiment(plain), learned(none=sure, person=1 - sure)).startswith(
+        f"asks for a person (hand-over model, p {1 - sure:.2f}")
+    assert handover_reason(plain, sentiment(plain), learned(none=unsure, person=1 - unsure)) is None
+    # surely not ordinary, though split between two reasons: handed over, for the more probable one
+    assert handover_reason(plain, sentiment(plain), learned(none=0.01, person=0.6, angry=0.39)).startswith(
+        "asks for a person (hand-over model, p 0.99")
     assert handover_reason(plain, sentiment(plain), ORDINARY) is None
 
 
@@ -116,13 +120,13 @@ def hand_overs(classifier, path):
 
 
 @pytest.mark.parametrize("name, caught, ordinary_ceiling", [
-    # 166 hand-over messages and 90 ordinary requests: 163 and 10 handed over (the cues alone: 133 and 5).
+    # 166 hand-over messages and 90 ordinary requests: 155 and 1 handed over by the shipped model.
     ("dev.jsonl", 0.9, 0.15),
     # 110 and 60 by a writer who had seen neither the cues nor the detector: 100 and 1 handed over by the
-    # whole-message model, whose detector alone hands over only at p 0.97 (docs/experiments/handover.md).
+    # shipped model, whose detector alone hands over only at p 0.98 of not ordinary (docs/experiments/handover.md).
     ("independent.jsonl", 0.9, 0.05),
     # 85 and 35 (a third each call transcripts, emails and chats) by another writer who had seen none of
-    # this, scored once and not tuned on: 74 and 4 ("lol furious at myself for forgetting my password",
+    # this, scored once and not tuned on: 75 and 4 with the shipped model ("lol furious at myself for forgetting my password",
     # "my bf is a lawyer and he told me to ask ...").
     ("independent_2.jsonl", 0.85, 0.2),
 ])

@@ -57,7 +57,8 @@ def test_shipped_artefact_is_small_and_records_honest_metrics():
     metrics = json.loads((model / "metrics.json").read_text())
     v = metrics["validation"]
     assert v["accuracy"] >= 0.93 and len(v["per_intent"]) == 77
-    assert v["correct_and_answered"] >= v["accuracy"] - metrics["escalate_budget"] - 0.005  # the budget holds
+    # every escalation (thresholds and hand-overs) costs at most 1.5 points of correct answers on one-line queries
+    assert v["correct_and_answered"] >= v["accuracy"] - 0.015
     assert metrics["out_of_scope"]["escalated"] >= 0.85
     # the lexical model's vocabulary includes the words of the whole messages it was fitted on (3.4 MB of it)
     assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 8_000_000

@@ -146,7 +146,7 @@ WHOLE_MESSAGE_BOUNDS = {
     "blind_g.jsonl": _bounds({"intent right": (77, 78), "ordinary escalated": (1, 30), "both requests found": (33, 48),
                               "two-request messages escalated": (1, 48), "hand-over escalated": (42, 42)}),
 }
-ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.925, 0.92  # measured 0.930 and 0.930
+ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.93, 0.925  # measured 0.937 and 0.937
 
 
 @pytest.mark.parametrize("name", sorted(WHOLE_MESSAGE_BOUNDS))
