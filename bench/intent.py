@@ -36,11 +36,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.handover import REASONS, handover_reason  # noqa: E402
+from agent.labelled import read_examples  # noqa: E402
 from agent.pipeline import Agent  # noqa: E402
-from agent.sentiment import REASONS, handover_reason, sentiment  # noqa: E402
+from agent.sentiment import sentiment  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from finetune import message_sets  # noqa: E402
-from finetune.data import read_examples  # noqa: E402
 from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,6 +158,14 @@ def whole_email_speed(agent, emails: list[str], repeats: int) -> str:
 
 
 def main() -> None:
+    args = parse_args()
+    agent = one_line_queries(args)
+    out_of_scope(agent, args.oos)
+    hand_over_sets(agent)
+    whole_messages(agent, args.messages, args.mailboxes, args.repeats)
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")
     p.add_argument("--train", default=str(DEFAULT_TRAIN))
@@ -168,8 +177,11 @@ def main() -> None:
     p.add_argument("--mailboxes", nargs="+", default=[str(f) for f in sorted(EVAL.glob("*.mbox"))])
     p.add_argument("--repeats", type=int, default=200)
     p.add_argument("--seed", type=int, default=13)
-    args = p.parse_args()
+    return p.parse_args()
 
+
+def one_line_queries(args: argparse.Namespace) -> Agent:
+    """The TF-IDF baseline and the agent's classifier on both runtimes; returns the agent on ONNX Runtime."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -196,7 +208,6 @@ def main() -> None:
         agent = agents[runtime] = Agent(Settings.load().replace(intent_model=args.model,
                                                                 encoder_runtime=runtime)).warm_up()
         rows.append((f"agent classifier on {runtime}", *one_line_row(agent, va_x, va_y, detailed, args.repeats)))
-    agent = agents["onnx"]
 
     print(f"\n{'one-line queries':40} {'acc':>6} {'mF1':>6} {'kept':>6} {'med ms':>7} {'p95 ms':>7} {'msg/s':>7}")
     for name, acc, f1, kept, med, p95, rate, note in rows:
@@ -204,15 +215,20 @@ def main() -> None:
               f"{rate:7.0f}\n    {note}")
     print("acc: top-1 accuracy; mF1: macro-F1; kept: right and answered, every escalation reason counted; latency "
           "of one message; msg/s: the whole set in one call (median of 3 runs)")
+    return agents["onnx"]
 
+
+def out_of_scope(agent: Agent, paths: list[str]) -> None:
     print("\nout of scope: escalated, every reason counted")
-    for path in args.oos:
+    for path in paths:
         queries = [q.strip() for q in Path(path).read_text(encoding="utf-8").splitlines() if q.strip()]
         understood = [agent.understand(q) for q in queries]
         as_oos = sum(bool(u.reason and u.reason.startswith("out of scope")) for u in understood)
         print(f"  {Path(path).name:32} {sum(u.escalate for u in understood):4d}/{len(queries)}  "
               f"({as_oos} as out of scope)")
 
+
+def hand_over_sets(agent: Agent) -> None:
     print("\nhand-over sets (data/handover/): handed over (with the right reason) of each label; for 'none', "
           "ordinary requests handed over (fewer is better)")
     for path in HANDOVER_SETS:
@@ -221,23 +237,26 @@ def main() -> None:
                 f"{label} {over}({right})/{n}" if label != "none" else f"none {over}/{n}"
                 for label, (over, right, n) in tally.items()))
 
+
+def whole_messages(agent: Agent, sets: list[str], mailboxes: list[str], repeats: int) -> None:
+    """Each set's figures, overall and by channel; then the speed of 40-80-word emails from the sets."""
     print("\nwhole messages (written blind): overall, then by channel")
     emails = []
-    for path in args.messages:
+    for path in sets:
         messages = message_sets.read_set(path)
         emails += [m["text"] for m in messages if m.get("channel") == "email" and 40 <= len(m["text"].split()) <= 80]
         result = message_sets.score(messages, (message_sets.understood(agent, m["text"]) for m in messages))
         print(f"  {Path(path).name} ({len(messages)} messages)")
         for line in result.lines():
             print(f"    {line}")
-    for path in args.mailboxes:
+    for path in mailboxes:
         pairs = message_sets.mailbox(path, Path(path).with_name(Path(path).stem + "_labels.jsonl"))
         result = message_sets.score([m for _, m in pairs], (message_sets.answered_email(agent, raw) for raw, _ in pairs))
         print(f"  {Path(path).name} ({len(pairs)} emails, through the email channel)")
         for line in result.lines(by_channel=False):
             print(f"    {line}")
     if emails:
-        print("\n" + whole_email_speed(agent, emails, args.repeats))
+        print("\n" + whole_email_speed(agent, emails, repeats))
 
 
 if __name__ == "__main__":

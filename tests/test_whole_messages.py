@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from finetune import message_sets
-from finetune.data import read_examples
+from agent.labelled import read_examples
 
 EVAL = REPO / "data" / "messages" / "eval"
 
