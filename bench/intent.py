@@ -47,7 +47,7 @@ from finetune.intent import DEFAULT_OOS, DEFAULT_TRAIN  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 CLAUSES = Path(__file__).with_name("entity_clauses.txt")
 EVAL = REPO / "data" / "messages" / "eval"
-DEFAULT_SETS = [*sorted(EVAL.glob("*.jsonl")), *(REPO / "data" / "examples" / f"entity_heavy_{n}.jsonl" for n in (2, 3))]
+DEFAULT_SETS = [*sorted(f for f in EVAL.glob("*.jsonl") if not f.stem.endswith("_labels")), *(REPO / "data" / "examples" / f"entity_heavy_{n}.jsonl" for n in (2, 3))]
 HANDOVER_SETS = [REPO / "data" / "handover" / name for name in ("dev.jsonl", "test.jsonl", "independent.jsonl",
                                                                    "independent_2.jsonl")]
 
