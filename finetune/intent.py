@@ -68,7 +68,7 @@ from finetune.calibration import calibrate, evaluate, fit_second_threshold, fit_
 from finetune.handover import default_train as default_handover, read_handover
 from finetune.intent_data import Drawn, Embedded, embed, load_data
 from finetune.intent_fit import Run, Texts, build_head, copy_calibration, fit_weights, refit, with_out_of_scope
-from finetune.intent_model import Embeddings
+from finetune.intent_model import PART_LOSS_WEIGHT, Embeddings
 from finetune.intent_report import eval_metrics, out_of_scope_metrics, write_reports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +112,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "model's calibration and thresholds are also fitted on such messages when above 0")
     p.add_argument("--two-requests", type=float, default=0.15, metavar="SHARE",
                    help="of those messages, the share that also ask a second request of another intent")
+    p.add_argument("--part-weight", type=float, default=PART_LOSS_WEIGHT, metavar="W",
+                   help="with --messages: the weight of each request sentence's own loss (read in the context of "
+                        "its message) beside the message's; it teaches the model which sentence asks what")
     p.add_argument("--oos-train", default=str(DEFAULT_OOS_TRAIN) if DEFAULT_OOS_TRAIN.is_file() else None,
                    metavar="FILE", help="requests no intent answers (JSONL or lines of text), learnt as one more class, "
                    f"'{OUT_OF_SCOPE}', that the agent escalates (default: data/out_of_scope/train.jsonl)")
@@ -163,6 +166,8 @@ def check_shares(args) -> None:
                         ("--two-requests", args.two_requests)):
         if not 0 <= value <= 1:
             raise AgentError(f"{flag} is a share of the training examples, between 0 and 1: not {value:g}")
+    if args.part_weight < 0:
+        raise AgentError(f"--part-weight is a weight of the loss, 0 or more: not {args.part_weight:g}")
 
 
 def prepare(args: argparse.Namespace) -> Run:

@@ -21,7 +21,7 @@ from agent.intent import IntentHead
 from finetune import processes
 from finetune.intent_data import IGNORE, Drawn, Embedded, LengthGroupedEpochs, TrainingTexts, collate, embed
 
-PART_LOSS_WEIGHT = 0.5  # the parts' share of the loss beside the message's
+PART_LOSS_WEIGHT = 0.5  # the parts' share of the loss beside the message's (default of --part-weight)
 LORA_TARGETS = ["query", "key", "value", "dense"]  # every linear layer of the BERT encoder
 
 
@@ -29,9 +29,10 @@ class PooledClassifier(torch.nn.Module):
     """Encoder, mean pooling (as the encoder was trained), dropout, linear head; for parts, the mean
     over each part's tokens."""
 
-    def __init__(self, encoder, weight: np.ndarray, bias: np.ndarray):
+    def __init__(self, encoder, weight: np.ndarray, bias: np.ndarray, part_weight: float = PART_LOSS_WEIGHT):
         super().__init__()
         self.encoder = encoder
+        self.part_weight = part_weight
         self.dropout = torch.nn.Dropout(0.1)
         self.head = torch.nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
@@ -52,7 +53,7 @@ class PooledClassifier(torch.nn.Module):
             positions = torch.arange(hidden.shape[1], device=hidden.device)
             inside = ((positions[None, :] >= part_start[:, None]) & (positions[None, :] < part_end[:, None])).long()
             part_logits = self.head(self.dropout(mean_pool(hidden[part_row], inside)))
-            loss = loss + PART_LOSS_WEIGHT * torch.nn.functional.cross_entropy(part_logits, part_labels)
+            loss = loss + self.part_weight * torch.nn.functional.cross_entropy(part_logits, part_labels)
         out["loss"] = loss
         return out
 
@@ -82,7 +83,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
 
     set_seed(args.seed)
     tokenizer, encoder = _lora_encoder(args, adapter)
-    model = PooledClassifier(encoder, weight, bias)
+    model = PooledClassifier(encoder, weight, bias, args.part_weight)
     validated = val_texts is not None
     shares = {"message_share": args.messages, "two_share": args.two_requests}
     trainer = GroupedTrainer(
@@ -146,7 +147,7 @@ def _run_info(args, trainer, result, validated: bool) -> dict:
                 "best_epoch": max(history, key=lambda h: h["eval_accuracy"])["epoch"]} if validated else {}),
             "lora": {"r": args.lora_r, "alpha": 2 * args.lora_r, "targets": LORA_TARGETS},
             "lr": args.lr, "batch_size": args.batch_size, "entity_noise": args.entity_noise,
-            "part_loss_weight": PART_LOSS_WEIGHT}
+            "part_loss_weight": args.part_weight}
 
 
 def linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None,

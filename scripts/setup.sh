@@ -14,8 +14,8 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 # torch first and on its own, so that the build chosen here is kept by the next step. PyPI's torch 2.14.1
 # (a CUDA 13 build, which runs on CPU-only machines too) is the one PyPI's torchaudio loads beside.
 case "${TORCH_BUILD:-default}" in
-    default) torch=torch==2.14.1 extras=test,coqui ;;
-    cpu) torch=torch==2.13.0 extras=test ;;
+    default) torch=torch==2.14.1 extras=test,bench,coqui ;;
+    cpu) torch=torch==2.13.0 extras=test,bench ;;
     *) echo "setup: TORCH_BUILD is 'default' or 'cpu', not '$TORCH_BUILD'" >&2; exit 1 ;;
 esac
 "${pip[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "$torch"
