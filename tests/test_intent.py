@@ -230,6 +230,12 @@ def test_entity_noise_outside_zero_to_one_is_a_one_line_error(tmp_path, small_tr
     argv = ["--train", str(small_train), "--out", str(tmp_path / "m"), "--entity-noise", "1.5"]
     assert train_intent.main(argv) == 1
     assert "--entity-noise is a share of the training examples, between 0 and 1: not 1.5" in capsys.readouterr().err
+
+
+def test_a_negative_part_weight_is_a_one_line_error(tmp_path, small_train, capsys):
+    argv = ["--train", str(small_train), "--out", str(tmp_path / "m"), "--part-weight", "-1"]
+    assert train_intent.main(argv) == 1
+    assert "--part-weight is a weight of the loss, 0 or more: not -1" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()  # rejected before any work
 
 
