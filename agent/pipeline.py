@@ -104,7 +104,7 @@ class Agent:
         text, source, fallback = self._draft(message, u, entry, apologise, further)
         reply = Reply(text=text, intent=u.intent, confidence=u.confidence, top=u.top, escalate=entry is None,
                       reason=reason, entities=u.entities, source=source,
-                      passages=[entry.answer] + [e.answer for e, _ in ranked if e is not entry] if entry else [],
+                      passages=_passages(entry, further, ranked),
                       sentiment=u.sentiment, fallback_reason=fallback, intents=u.intents,
                       evidence=u.evidence if entry is None else None)
         logs.event(log, "reply", channel=message.channel, intent=u.intent, confidence=u.confidence,
@@ -148,3 +148,12 @@ class Agent:
             return frame(composed, message.channel, business, message.customer_name), "composer", why
         draft = " ".join(filter(None, [draft, others]))
         return frame(draft, message.channel, business, message.customer_name), "generator", None
+
+
+def _passages(entry: Entry | None, further: list[Entry], ranked: list[tuple[Entry, float]]) -> list[str]:
+    """What the draft is grounded in: the main request's answer, each further request's, then the other
+    retrieved answers; none for an escalation."""
+    if entry is None:
+        return []
+    used = [entry, *further]
+    return [e.answer for e in used] + [e.answer for e, _ in ranked if all(e is not u for u in used)]

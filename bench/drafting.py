@@ -10,7 +10,8 @@ classifier gets right (so the drafter, not the classifier, is measured), it repo
 
 * key-fact recall: the share of the entry's ``facts`` present in the reply;
 * invented-number rate: replies stating a number that is in neither the message, the knowledge
-  base's passage or personal sentences, nor the business's details;
+  base's passages the draft was grounded in (a further request's too) or personal sentences, nor the
+  business's details;
 * unfilled slots; detail recall: the customer's amount/date/reference/card digits repeated where
   the entry acknowledges them;
 * ROUGE-L and chrF of the reply body against the record's reference reply (bootstrap references
@@ -76,7 +77,9 @@ def run(agent: Agent, records: list[dict]) -> dict:
         if reply.escalate or reply.intent != r["intent"]:
             continue
         entry = agent.knowledge.for_intent(r["intent"])[0]
-        sources = [r["text"], entry.answer, business, *entry.personal.values(), *(e.value for e in reply.entities)]
+        # the passages the draft was grounded in: the main entry's, and a further request's where one was found
+        sources = [r["text"], entry.answer, *reply.passages, business, *entry.personal.values(),
+                   *(e.value for e in reply.entities)]
         details = [e.value for e in reply.entities if e.kind in entry.personal]
         if reply.fallback_reason:
             fallbacks[reply.fallback_reason.split(":")[1].strip()] += 1

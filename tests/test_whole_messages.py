@@ -56,6 +56,7 @@ def test_the_reply_answers_each_request(agent):
     first, second = (agent.knowledge.for_intent(r["intent"])[0] for r in reply.intents)
     assert first.answer in reply.text and second.answer in reply.text
     assert reply.text.index(first.answer) < reply.text.index(second.answer)  # in the order of the requests
+    assert reply.passages[:2] == [first.answer, second.answer]  # what the draft is grounded in, each request's
 
 
 def test_one_request_is_one_intent(agent):
