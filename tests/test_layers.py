@@ -18,11 +18,14 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120)
 
 
-def copy_of_the_tree(root: Path) -> None:
-    """The packages and their contracts under ``root``, to break one there."""
+def lint_imports_with(root: Path, module: str, line: str) -> subprocess.CompletedProcess:
+    """The contracts checked on a copy of the packages under ``root`` where ``module`` gains ``line``."""
     for package in ("agent", "channels", "finetune"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("data", "__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root)
+    path = root / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}  # noqa\n", encoding="utf-8")
+    return lint_imports(root)
 
 
 def test_the_import_contracts_are_kept():
@@ -32,19 +35,13 @@ def test_the_import_contracts_are_kept():
 
 
 def test_a_channel_imported_by_the_core_breaks_a_contract(tmp_path):
-    copy_of_the_tree(tmp_path)
-    types = tmp_path / "agent" / "types.py"
-    types.write_text(types.read_text(encoding="utf-8") + "\nimport channels.rows  # noqa\n", encoding="utf-8")
-    done = lint_imports(tmp_path)
+    done = lint_imports_with(tmp_path, "agent/types.py", "import channels.rows")
     assert done.returncode == 1 and "agent (the core) imports neither a channel nor training code BROKEN" in done.stdout
     assert "agent.types -> channels.rows" in done.stdout
 
 
 def test_an_engine_importing_its_chooser_back_is_a_cycle(tmp_path):
-    copy_of_the_tree(tmp_path)
-    base = tmp_path / "channels" / "tts.py"
-    base.write_text(base.read_text(encoding="utf-8") + "\nfrom . import tts_coqui  # noqa\n", encoding="utf-8")
-    done = lint_imports(tmp_path)
+    done = lint_imports_with(tmp_path, "channels/tts.py", "from . import tts_coqui")
     assert done.returncode == 1 and "no import cycles among the modules of agent, of channels" in done.stdout
     assert ".tts -> .tts_coqui" in done.stdout or ".tts_coqui -> .tts" in done.stdout
 
