@@ -338,15 +338,17 @@ class ImapMailbox:
     def wait(self, poll_s: float, stopped: Callable[[], bool]) -> None:
         """Return when new mail may have arrived: at the server's word where it has IDLE, else after
         ``poll_s`` seconds; or as soon as ``stopped()`` (checked every second)."""
-        # A message that arrives while a command runs is announced (EXISTS) at that command's end, which
-        # the last pass's SEARCH may have answered without it; imaplib keeps such announcements that no
-        # command asked for. One there: look again now, since IDLE would not announce it a second time.
-        if self.client._imap.untagged_responses.pop("EXISTS", None):
-            return
         if not self.idles:
             sleep_unless(stopped, poll_s)
             with self._errors("polling"):
                 self.client.noop()
+            return
+        # A message that arrives while a command runs is announced (EXISTS) only at some later command's end,
+        # and Dovecot announces nothing at IDLE's start: ask with a NOOP first. imaplib keeps announcements
+        # that no command asked for (the last pass's may be among them); one there means look again now.
+        with self._errors("asking for new mail"):
+            self.client.noop()
+        if self.client._imap.untagged_responses.pop("EXISTS", None):
             return
         with self._errors("waiting for new mail"):
             self.client.idle()

@@ -219,6 +219,23 @@ class Watcher:
             self.proc.wait()
 
 
+def test_a_message_arriving_just_before_idle_wakes_the_watcher_at_once(dovecot):
+    # Dovecot announces nothing at IDLE's start: mail delivered between a pass's last command and IDLE
+    # would wait for the server's next keepalive (minutes) without the NOOP that the wait begins with.
+    mailbox = imap.ImapMailbox(imap.ImapAddress.parse(dovecot.url()), PASSWORD, insecure=True)
+    mailbox.open()
+    try:
+        assert mailbox.uids() == []
+        mailbox.wait(0, lambda: False)  # the announcement kept from SELECT: a pass at once
+        assert mailbox.uids() == []
+        dovecot.deliver(requests("idle", 1))
+        began = time.monotonic()
+        mailbox.wait(0, lambda: time.monotonic() - began > 20)
+        assert time.monotonic() - began < 5 and mailbox.uids() == [1]
+    finally:
+        mailbox.close()
+
+
 def test_watch_goes_on_after_a_server_restart_and_stops_cleanly_on_sigterm(dovecot, imap_env, tmp_path):
     watcher = Watcher(email_imap(dovecot, tmp_path, "--watch"), imap_env)
     try:
