@@ -29,7 +29,7 @@ from .encoder import SentenceEncoder, load_sentence_encoder
 from .escalation import classifier_reason
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
-from .sentences import Reading, read
+from .sentences import SUBJECT, Reading, read
 from .settings import Settings
 from .types import AgentError, IntentScore
 
@@ -172,13 +172,16 @@ class IntentHead:
         return scores
 
     def requests(self, probs: np.ndarray, part_probs: np.ndarray | None, part_oos: np.ndarray | None,
-                 threshold: float | None = None, overlap: float | None = None) -> list[tuple[int, float, int]]:
+                 threshold: float | None = None, overlap: float | None = None,
+                 askers: np.ndarray | None = None) -> list[tuple[int, float, int]]:
         """A message's requests as (intent column, probability, part index), main first: the message's most
         probable intent (out of scope aside), with the part most likely to ask it, then each in-scope
         part whose own top intent is another one, at least ``threshold`` probable, giving the main intent at
         most ``overlap`` (defaults: the model's ``second_threshold`` and ``second_overlap``).
         ``probs``: the message's probabilities; ``part_probs``: (parts, columns); ``part_oos``: the parts'
-        out-of-scope scores (None: no statistics). The part index is -1 without parts."""
+        out-of-scope scores (None: no statistics); ``askers``: which parts may ask a further request (None:
+        all; a subject line names the message's topic, it asks nothing of its own). The part index is -1
+        without parts."""
         answered = self.in_scope
         main = int(answered[probs[answered].argmax()])
         if part_probs is None or not len(part_probs):
@@ -190,7 +193,7 @@ class IntentHead:
         limit = self.oos.threshold if self.oos is not None and part_oos is not None else float("inf")
         for i in np.argsort(-part_probs.max(axis=1), kind="stable"):
             j, p = int(best[i]), float(part_probs[i, best[i]])
-            if (j in answered and p >= threshold and part_probs[i, main] <= overlap
+            if (j in answered and p >= threshold and (askers is None or askers[i]) and part_probs[i, main] <= overlap
                     and j not in {f[0] for f in found} and (part_oos is None or part_oos[i] <= limit)):
                 found.append((j, p, int(i)))
         return found
@@ -295,6 +298,11 @@ class Prediction:
     requests: list[tuple[str, float, int]] = field(default_factory=list)  # (intent, probability, part), main first
 
 
+def askers(reading: Reading) -> np.ndarray:
+    """Which of the reading's parts may ask a request of their own: all but the subject line."""
+    return np.array([part.role != SUBJECT for part in reading.parts], dtype=bool)
+
+
 class IntentClassifier:
     """Top intents with calibrated probabilities, and an out-of-scope flag, for each text; each text
     is read as a message of sentences (``agent.sentences.read``), and each sentence is scored too."""
@@ -341,7 +349,8 @@ class IntentClassifier:
                                       None if part_oos is None else float(part_oos[n]),
                                       None if part_handover is None else part_handover[n])
                        for n, row in enumerate(part_probs if part_probs is not None else [])],
-                requests=[(head.labels[j], round(q, 4), n) for j, q, n in head.requests(p, part_probs, part_oos)]))
+                requests=[(head.labels[j], round(q, 4), n)
+                          for j, q, n in head.requests(p, part_probs, part_oos, askers=askers(reading))]))
         return out
 
     def escalates(self, prediction: Prediction) -> bool:

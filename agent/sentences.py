@@ -83,16 +83,22 @@ SIGN_OFF_PATTERN = re.compile(
 # word with its subject ("and um also can i change the pin", "so how do i activate it").
 _CLAUSE_START = re.compile(
     r"\b(?:and|so|but|also|then|plus|oh|okay|ok|right|well)\s+(?:(?:um+|uh+|erm?|like|also)\s+)*"
-    r"(?=(?:how|what|why|when|where|which|can|could|would|will|is|are|do|does|did|should|may|"
+    r"(?=(?:how|what|why|when|where|which|whether|if|can|could|would|will|is|are|do|does|did|should|may|"
     r"i\s+(?:need|want|would\s+like|also\s+want|also\s+need)|please)\b\s+(?:\w+\s+)?"
     r"(?:i|you|it|we|my|there|the|that|this|they|he|she|u|me|to|a|get|find|tell|check|let)\b)", re.I)
 # Where a new request is announced: "and the other thing is", "also", "one more thing", "while I have you".
 _ANNOUNCED = re.compile(
     r"(?:\b(?:and\s+)?(?:um+\s+|uh+\s+)*(?:the\s+other\s+(?:thing|question)(?:\s+is)?|another\s+(?:thing|question)"
     r"(?:\s+is)?|one\s+more\s+(?:thing|question)|(?:and\s+)?while\s+i\s+have\s+you|while\s+i'?m\s+(?:on|at\s+it)|"
-    r"(?:and\s+)?second(?:ly|\s+(?:thing|question))|separately|on\s+top\s+of\s+that|as\s+well\s+as\s+that|oh\s+and|and\s+also|also)\b)", re.I)
+    r"(?:and\s+)?second(?:ly|\s+(?:thing|question))|and\s+(?:(?:um+|uh+|erm?)\s+)*second|"
+    r"the\s+(?:main\s+|real\s+|other\s+)?reason\s+i'?m\s+(?:calling|phoning|ringing|writing)|separately|on\s+top\s+of\s+that|as\s+well\s+as\s+that|oh\s+and|and\s+also|also)\b)", re.I)
+# Thanks that go on to ask something ("thanks and also there's a transfer still pending") are content.
+_GOES_ON = re.compile(r"(?:and|but|also|so|plus|oh|though)\b(?!\s+(?:have\s+a|take\s+care|bye|regards|best))"
+                      r"(?:\W+\w+){3}", re.I)
 MIN_CLAUSE_WORDS = 4
-RUN_ON_WORDS = 18  # a sentence this long with no punctuation is speech, and may hold several requests
+# A sentence this long with no punctuation inside may hold several requests: run-on speech, or written
+# questions joined by a conjunction ("How do I get one, and is there a limit on it?").
+RUN_ON_WORDS = 18
 
 
 @lru_cache(maxsize=1)
@@ -219,9 +225,10 @@ def _sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _clauses(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """A run-on sentence of speech cut before each new question or announced request; others whole."""
+    """A long sentence without punctuation inside (its final mark aside) cut before each new question or
+    announced request; others whole."""
     sentence = text[start:end]
-    if len(sentence.split()) < RUN_ON_WORDS or re.search(r"[.?!;]", sentence):
+    if len(sentence.split()) < RUN_ON_WORDS or re.search(r"[.?!;]", sentence.rstrip(" .?!")):
         return [(start, end)]
     cuts = sorted({m.start() for m in _CLAUSE_START.finditer(sentence)} | {m.start() for m in _ANNOUNCED.finditer(sentence)})
     bounds, last = [], 0
@@ -240,7 +247,8 @@ def _role(sentence: str) -> str:
         return GREETING
     if SIGN_OFF_PATTERN.match(s):
         return SIGN_OFF
-    if THANKS_PATTERN.match(s):
+    thanks = THANKS_PATTERN.match(s)
+    if thanks and not _GOES_ON.match(s[thanks.end():]):
         return THANKS
     return CONTENT
 

@@ -82,9 +82,36 @@ def test_run_on_speech_is_cut_where_a_new_request_starts():
     assert len(split(said)) == 1
 
 
-def test_punctuated_text_is_not_cut_into_clauses():
-    text = "My card was declined at the shop and so how do I know what went wrong with it today? Thanks"
-    assert [s.text for s in split(text)][0] == "My card was declined at the shop and so how do I know what went wrong with it today?"
+def test_a_long_written_question_is_cut_where_a_second_one_is_joined_on():
+    text = "How do I get one of the single-use virtual cards, and is there a limit on how much I can spend with one?"
+    assert [s.text for s in split(text)] == ["How do I get one of the single-use virtual cards,",
+                                             "and is there a limit on how much I can spend with one?"]
+    said = ("I'd like to know what exchange rate you use for dollars and whether you charge any fee on top for the "
+            "exchange.")
+    assert [s.text for s in split(said)][1] == "and whether you charge any fee on top for the exchange."
+
+
+def test_text_with_punctuation_inside_or_short_is_not_cut_into_clauses():
+    text = "My card was declined at the shop; so how do I know what went wrong with it today and why? Thanks"
+    assert [s.text for s in split(text)][0] == ("My card was declined at the shop; so how do I know what went wrong "
+                                                "with it today and why?")
+    assert len(split("Where is my card and how do I track it?")) == 1
+
+
+def test_a_request_numbered_or_announced_in_speech_starts_a_clause():
+    said = ("hello uh i want to ask two things first why i am charged three dollar when i take money from atm last "
+            "week and second which atms i can use without any fee")
+    assert [s.text for s in split(said)][1] == "and second which atms i can use without any fee"
+    said = ("yeah hi so I've been trying to add my solicitor as a payee and it keeps saying it's not allowed but um "
+            "the main reason I'm calling is I need to prove where some money came from")
+    assert [s.text for s in split(said)][-1] == "um the main reason I'm calling is I need to prove where some money came from"
+
+
+def test_thanks_that_go_on_to_ask_something_are_content():
+    said = "thanks and also there's a transfer I did yesterday that's still showing as pending is that normal"
+    assert roles(said) == [(CONTENT, said)]
+    assert roles("thanks and have a nice day") == [(THANKS, "thanks and have a nice day")]
+    assert roles("Thanks, Ravi")[0][0] == THANKS
 
 
 def test_a_bare_courtesy_is_still_read():

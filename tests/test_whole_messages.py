@@ -64,6 +64,13 @@ def test_one_request_is_one_intent(agent):
     assert [r["intent"] for r in u.intents] == ["lost_or_stolen_card"]
 
 
+def test_a_subject_line_names_the_topic_and_asks_nothing_of_its_own(agent):
+    # Read alone, this subject leans to pending_top_up; the body asks one thing.
+    u = agent.understand("Subject: Topping up with my debit card\n\nHello, I moved money in from my other bank "
+                         "yesterday and it is not in my balance yet. When will it show?\n\nRegards, Sam")
+    assert [r["intent"] for r in u.intents] == ["balance_not_updated_after_bank_transfer"]
+
+
 @pytest.mark.parametrize("text, reason, sentence", [
     ("Hello,\n\nI paid £40 at a cafe yesterday and was charged twice. This is the third time this has happened and "
      "I want to make a formal complaint.\n\nRegards,\nTom", "wants to make a complaint",
