@@ -24,6 +24,12 @@ def adapter_names(prefix: str, default: str) -> list[str]:
     return sorted(names, key=lambda name: (name != default, name))
 
 
+def adapter_name(prefix: str, name: str, kind: str, default: str, built_in: tuple[str, ...] = ()) -> str:
+    """``name`` when it is one of the ``built_in`` engines or has a ``channels/<prefix><name>.py`` module (none
+    is imported), else a one-line error listing them all, ``default`` first."""
+    return engine_class({n: n for n in [*built_in, *adapter_names(prefix, default)]}, name, kind)
+
+
 def adapter(prefix: str, name: str) -> type:
     """The ``Engine`` of ``channels/<prefix><name>.py``, imported now (the module imports its family's base)."""
     return importlib.import_module(f"{__name__}.{prefix}{name}").Engine

@@ -21,7 +21,7 @@ from agent.knowledge import KnowledgeBase
 from agent.settings import Settings
 from agent.types import AgentError
 
-from . import adapter, adapter_names, engine_class
+from . import adapter, adapter_name
 
 GREETINGS = ("thank you for calling", "thanks for calling", "how can i help", "how may i help", "welcome to",
              "you're through to", "you are through to", "you're speaking to", "you are speaking to", "speaking",
@@ -80,8 +80,7 @@ def load_engine(settings: Settings) -> Diarizer:
 
 
 def _engine_name(settings: Settings) -> str:
-    names = adapter_names(ENGINE_PREFIX, Settings.diarization_engine)
-    return engine_class({name: name for name in names}, settings.diarization_engine, "diarization")
+    return adapter_name(ENGINE_PREFIX, settings.diarization_engine, "diarization", Settings.diarization_engine)
 
 
 def speech_spans(segments) -> list[tuple[float, float]]:

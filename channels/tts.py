@@ -17,7 +17,7 @@ from agent import store
 from agent.settings import Settings
 from agent.types import AgentError
 
-from . import adapter, adapter_names, audio, engine_class, speech_text
+from . import adapter, adapter_name, audio, speech_text
 
 TELEPHONE_RATE = 8000
 
@@ -113,9 +113,8 @@ ENGINE_PREFIX = "tts_"  # other engines are channels/tts_<name>.py (Coqui: tts_c
 
 def load_engine(settings: Settings, deterministic: bool = False) -> Speaker:
     """Piper (built in) or the ``Engine`` of ``channels/tts_<name>.py``, whose module is imported only now."""
-    names = [PiperEngine.name, *adapter_names(ENGINE_PREFIX, PiperEngine.name)]
-    engine_class(dict.fromkeys(names), settings.tts_engine, "TTS")  # an unknown name: one line listing these
-    engine = PiperEngine if settings.tts_engine == PiperEngine.name else adapter(ENGINE_PREFIX, settings.tts_engine)
+    name = adapter_name(ENGINE_PREFIX, settings.tts_engine, "TTS", PiperEngine.name, built_in=(PiperEngine.name,))
+    engine = PiperEngine if name == PiperEngine.name else adapter(ENGINE_PREFIX, name)
     return engine(settings, deterministic=deterministic)
 
 
