@@ -230,6 +230,7 @@ def test_entity_noise_outside_zero_to_one_is_a_one_line_error(tmp_path, small_tr
     argv = ["--train", str(small_train), "--out", str(tmp_path / "m"), "--entity-noise", "1.5"]
     assert train_intent.main(argv) == 1
     assert "--entity-noise is a share of the training examples, between 0 and 1: not 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # rejected before any work
 
 
 def test_a_negative_part_weight_is_a_one_line_error(tmp_path, small_train, capsys):
