@@ -281,9 +281,10 @@ def handover_reason(text: str, mood: Sentiment, learned: dict[str, float] | None
         return cue
     if cue is not None and (learned["none"] < GATE or firm):
         return cue
-    if 1 - learned["none"] >= THRESHOLD:
+    not_ordinary = 1 - learned["none"]
+    if not_ordinary >= THRESHOLD:
         label = max(REASONS, key=learned.get)
-        return f"{REASONS[label]} (hand-over model, p {1 - learned['none']:.2f})"
+        return f"{REASONS[label]} (hand-over model, p {not_ordinary:.2f})"
     return None
 
 
