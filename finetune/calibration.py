@@ -120,11 +120,12 @@ class Requests:
         self.parts = [(head.probabilities(parts, data.part_texts(i)),
                        head.out_of_scope_scores(parts) if head.oos is not None else None) if len(parts) else (None, None)
                       for i, parts in enumerate(data.parts)]
+        self.askers = [np.array(d.askers, dtype=bool) for d in data.drawn]
 
     def found(self, threshold: float, overlap: float) -> list[set[int]]:
         """Each message's requests (intent columns) as the agent finds them with these settings."""
-        return [{j for j, _, _ in self.head.requests(p, part_probs, part_oos, threshold, overlap)}
-                for p, (part_probs, part_oos) in zip(self.probs, self.parts)]
+        return [{j for j, _, _ in self.head.requests(p, part_probs, part_oos, threshold, overlap, askers)}
+                for p, (part_probs, part_oos), askers in zip(self.probs, self.parts, self.askers)]
 
 
 SECOND_THRESHOLDS = [round(t, 2) for t in np.arange(0.3, 1.0, 0.05)]

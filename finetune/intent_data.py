@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from agent.encoder import MAX_TOKENS
-from agent.intent import OUT_OF_SCOPE
+from agent.intent import OUT_OF_SCOPE, askers
 from agent.labelled import read_examples
 from agent.sentences import read
 from agent.types import AgentError
@@ -30,20 +30,22 @@ IGNORE = -100  # a message with no single intent, or a part that belongs to no r
 @dataclass
 class Drawn:
     """One training text as the model reads it (``agent.sentences.read``), with its label, its parts
-    (character spans in ``text``) and each part's label."""
+    (character spans in ``text``), each part's label and whether it may ask a request of its own
+    (``agent.intent.askers``)."""
 
     text: str
     label: int  # IGNORE for a message with two requests
     spans: list[tuple[int, int]]
     part_labels: list[int]  # IGNORE for a part that belongs to no request
+    askers: list[bool]
 
     @classmethod
     def of(cls, text: str, label: int) -> "Drawn":
         """A text with one intent; its parts are not labelled (the message is)."""
         reading = read(text)
         if not reading.text:
-            return cls(text, label, [(0, len(text))], [IGNORE])
-        return cls(reading.text, label, reading.spans, [IGNORE] * len(reading.spans))
+            return cls(text, label, [(0, len(text))], [IGNORE], [True])
+        return cls(reading.text, label, reading.spans, [IGNORE] * len(reading.spans), askers(reading).tolist())
 
 
 def draw_text(query: str, label: int, names: list[str], rng: random.Random, builder: MessageBuilder,
@@ -69,7 +71,7 @@ def labelled_reading(text: str, labelled: list[tuple[int, int, str]], names: lis
         overlaps = [(min(sentence.end, e) - max(sentence.start, s), intent) for s, e, intent in labelled]
         best = max(overlaps, default=(0, None))
         part_labels.append(index[best[1]] if best[0] > 0 else IGNORE)
-    return Drawn(reading.text, label, reading.spans, part_labels)
+    return Drawn(reading.text, label, reading.spans, part_labels, askers(reading).tolist())
 
 
 @dataclass
@@ -113,7 +115,7 @@ class TrainingTexts(torch.utils.data.Dataset):
 
     def draws(self, epoch: int) -> list[Drawn]:
         rng = random.Random(f"{self.seed}:{epoch}")
-        builder = MessageBuilder(rng)
+        builder = MessageBuilder(rng, held_out=self.both)
         by_label: dict[int, list[int]] = {}
         for i, label in enumerate(self.labels):
             if self.names[int(label)] != OUT_OF_SCOPE:  # a second request is one the agent answers

@@ -33,16 +33,17 @@ class Texts:
                  names: list[str]):
         rng = random.Random(f"{args.seed}:fit")
         builder = MessageBuilder(rng) if args.messages > 0 else None
+        held_out = MessageBuilder(rng, held_out=True) if args.messages > 0 else None
         self.train = self._both(*train, names, rng, builder)
-        self.validation = self._both(*validation, names, rng, builder)
+        self.validation = self._both(*validation, names, rng, held_out)
         self.two_requests: list[Drawn] = []
-        if builder is not None:
+        if held_out is not None:
             texts, labels = validation
             answered = [k for k in range(len(texts)) if names[labels[k]] != OUT_OF_SCOPE]
             for i in answered:
                 j = rng.choice(answered)
                 if labels[j] != labels[i]:
-                    self.two_requests.append(draw_text(texts[i], int(labels[i]), names, rng, builder, 1.0, 1.0, 0.0,
+                    self.two_requests.append(draw_text(texts[i], int(labels[i]), names, rng, held_out, 1.0, 1.0, 0.0,
                                                        lambda j=j: (texts[j], int(labels[j]))))
 
     @staticmethod

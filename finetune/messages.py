@@ -6,8 +6,9 @@ lets background ("my old card expired") outvote the request ("where is the new o
 query is also used inside a message built around it from hand-written parts
 (``data/messages/frames.yaml``: greetings, openers, background, mild annoyance, urgency, thanks,
 sign-offs, signatures, agent turns, linkers; ``data/messages/contexts.yaml``: for each intent, the
-situation a customer describes before asking, and short requests that only make sense after it),
-in the forms the channels deliver:
+situation a customer describes before asking, short requests that only make sense after it, and
+requests written as the later question of a message, which name their topic because the message was
+about something else), in the forms the channels deliver:
 
 - email: a subject line, greeting, background, the request, details, thanks, sign-off, signature,
   sometimes the bank's earlier reply quoted below;
@@ -18,7 +19,11 @@ in the forms the channels deliver:
 
 A message may carry two requests of different intents, joined by a linker ("And while I have you,
 ...") or in separate turns. Each request knows its span in the text, and so does the context written
-for it, so training can teach the model both the message and its parts (``Built.labelled``).
+for it, so training can teach the model both the message and its parts (``Built.labelled``). A later
+request is often one a writer wrote as such rather than a Banking77 query: Banking77's lines were
+written alone, and a customer who changes topic words it differently ("the transfer to my sister I
+made on Monday, how long do they usually take?"). Every fourth of them is kept for validation
+(``held_out``), so the second-request rule is fitted on ones the model never trained on.
 """
 from __future__ import annotations
 
@@ -44,6 +49,8 @@ COUNTRIES = ["Spain", "France", "Portugal", "Italy", "Germany", "Poland", "the U
 CITIES = ["Lisbon", "Madrid", "Paris", "Berlin", "Rome", "Kraków", "Dublin", "Amsterdam", "Manchester", "Leeds",
           "Glasgow", "Cardiff", "New York", "Toronto", "Bangkok", "Athens", "Barcelona", "Edinburgh"]
 FILLERS = ["um", "uh", "like", "you know", "so", "yeah", "i mean", "er", "erm"]
+LATER_REQUEST_SHARE = 0.5  # of later requests, the share asked in a writer's later-request sentence
+HELD_OUT_EVERY = 4  # every fourth later-request sentence of an intent is for validation only
 
 
 @dataclass
@@ -60,7 +67,7 @@ class Built:
 @dataclass
 class Ingredients:
     frames: dict
-    contexts: dict  # intent -> {"context": [...], "short_requests": [...], "requests": [...]}
+    contexts: dict  # intent -> {"context": [...], "short_requests": [...], "requests": [...], "later_requests": [...]}
 
     @classmethod
     @lru_cache(maxsize=2)
@@ -95,16 +102,19 @@ class _Text:
 
 
 class MessageBuilder:
-    """Builds whole messages around requests, at random but reproducibly from ``rng``."""
+    """Builds whole messages around requests, at random but reproducibly from ``rng``; ``held_out``:
+    for validation (the later-request sentences training does not see)."""
 
-    def __init__(self, rng: random.Random, ingredients: Ingredients | None = None):
+    def __init__(self, rng: random.Random, ingredients: Ingredients | None = None, held_out: bool = False):
         self.rng = rng
         self.parts = ingredients or Ingredients.load()
+        self.held_out = held_out
 
     def build(self, requests: list[tuple[str, str]], channel: str | None = None) -> Built:
         """A message asking each of ``requests`` ((query, intent), in order), in ``channel`` (else drawn)."""
         channel = channel or self.rng.choices(list(CHANNELS), weights=list(CHANNELS.values()))[0]
-        asks = [self._ask(query, intent, spoken=channel in ("call", "dialogue")) for query, intent in requests]
+        asks = [self._ask(query, intent, spoken=channel in ("call", "dialogue"), later=i > 0)
+                for i, (query, intent) in enumerate(requests)]
         writer = {"email": self._email, "chat": self._chat, "call": self._call, "dialogue": self._dialogue}[channel]
         text = writer(asks)
         return Built(text.text(), channel, [intent for _, intent in requests], text.labelled)
@@ -125,10 +135,15 @@ class MessageBuilder:
 
     # -- the request and what the customer says around it -------------------------------------------
 
-    def _ask(self, query: str, intent: str, spoken: bool) -> list[tuple[str, str | None]]:
+    def _ask(self, query: str, intent: str, spoken: bool, later: bool = False) -> list[tuple[str, str | None]]:
         """The sentences of one request: its context (labelled with the intent), then the request
-        itself: the query, or, after context, a short request that leans on it."""
+        itself: the query, or, after context, a short request that leans on it; a ``later`` request
+        (not the message's first) is often a writer's later-request sentence instead."""
         r, own = self.rng, self.parts.contexts.get(intent, {})
+        if later and r.random() < LATER_REQUEST_SHARE:
+            written = self._later_requests(intent)
+            if written:
+                query = r.choice(written)
         sentences = []
         contexts = own.get("context") or []
         if contexts and r.random() < 0.55:
@@ -147,6 +162,12 @@ class MessageBuilder:
         if r.random() < 0.3:
             sentences.append((self._detail_sentence(), intent))
         return sentences
+
+    def _later_requests(self, intent: str) -> list[str]:
+        """The intent's later-request sentences this builder may use: every ``HELD_OUT_EVERY``-th for
+        validation, the rest for training."""
+        written = self.parts.contexts.get(intent, {}).get("later_requests") or []
+        return [s for k, s in enumerate(written) if (k % HELD_OUT_EVERY == HELD_OUT_EVERY - 1) == self.held_out]
 
     def _detailed(self, query: str) -> str:
         query = query.strip()

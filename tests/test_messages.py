@@ -4,7 +4,7 @@ import random
 import pytest
 
 from agent.sentences import AGENT, CONTENT_ROLES, read, split
-from finetune.messages import CHANNELS, MessageBuilder
+from finetune.messages import CHANNELS, HELD_OUT_EVERY, Ingredients, MessageBuilder
 
 QUERY, INTENT = "I ordered my card two weeks ago and it still hasn't come", "card_arrival"
 OTHER, OTHER_INTENT = "How do I change my PIN?", "change_pin"
@@ -52,3 +52,15 @@ def test_framing_keeps_the_whole_message():
         framed = MessageBuilder(random.Random(seed)).frame(text)
         assert "formal complaint" in framed.lower()
         assert "formal complaint" in read(framed).text.lower()
+
+
+def test_later_requests_kept_for_validation_are_never_trained_on():
+    written = Ingredients.load().contexts[OTHER_INTENT]["later_requests"]
+    held = set(written[HELD_OUT_EVERY - 1::HELD_OUT_EVERY])
+    for held_out, allowed in ((False, set(written) - held), (True, held)):
+        used = set()
+        for seed in range(300):
+            built = MessageBuilder(random.Random(seed), held_out=held_out).build(
+                [(QUERY, INTENT), (OTHER, OTHER_INTENT)], "chat")
+            used |= {s for s in written if s.lower().rstrip(".?!")[1:] in built.text.lower()}
+        assert used and used <= allowed
