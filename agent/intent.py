@@ -29,7 +29,7 @@ from .encoder import SentenceEncoder, load_sentence_encoder
 from .escalation import classifier_reason
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
-from .sentences import SUBJECT, Reading, read
+from .sentences import DETAIL, SUBJECT, Reading, read
 from .settings import Settings
 from .types import AgentError, IntentScore
 
@@ -299,8 +299,9 @@ class Prediction:
 
 
 def askers(reading: Reading) -> np.ndarray:
-    """Which of the reading's parts may ask a request of their own: all but the subject line."""
-    return np.array([part.role != SUBJECT for part in reading.parts], dtype=bool)
+    """Which of the reading's parts may ask a request of their own: all but the subject line and detail
+    fields (they name the topic and give its details; the sentences around them ask)."""
+    return np.array([part.role not in (SUBJECT, DETAIL) for part in reading.parts], dtype=bool)
 
 
 class IntentClassifier:

@@ -22,13 +22,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-# Roles. The customer's words: what they want (or the background to it) and the email's subject line.
-CONTENT, SUBJECT = "content", "subject"
+# Roles. The customer's words: what they want (or the background to it), the email's subject line, and
+# details given as fields ("Beneficiary name: Anil Iyer", "Amount: £250").
+CONTENT, SUBJECT, DETAIL = "content", "subject", "detail"
 # Courtesies and structure: read, but never what a message is about.
 GREETING, THANKS, SIGN_OFF, SIGNATURE = "greeting", "thanks", "sign_off", "signature"
 # Not the customer's words this time.
 AGENT, QUOTED = "agent", "quoted"
-CONTENT_ROLES = (CONTENT, SUBJECT)
+CONTENT_ROLES = (CONTENT, SUBJECT, DETAIL)
 MAX_CHARS = 20_000  # what is split of one message (the encoder reads 256 tokens of it anyway)
 
 
@@ -78,6 +79,15 @@ SIGN_OFF_PATTERN = re.compile(
     r"^(?:(?:thanks|thank\s+you|many\s+thanks)\s+(?:and|&)\s+(?:kind\s+|best\s+)?regards|kind(?:est)?\s+regards|best\s+regards|warm(?:est)?\s+regards|regards|best(?:\s+wishes)?|all\s+the\s+best|"
     r"yours\s+(?:sincerely|faithfully|truly)|sincerely|cheers|thanks|many\s+thanks|thank\s+you|take\s+care|"
     r"speak\s+soon|with\s+thanks|respectfully|br|rgds)[\s,.!]*$", re.I)
+
+# A field of details: a short label, a colon, a short value, no question ("Reference: TRX-4471"). Labels
+# that introduce what the customer asks ("PS:", "Question:") or say something ("The problem is:") are not
+# fields.
+_FIELD = re.compile(
+    r"^(?!(?:p\.?\s?s|question|request|query|issue|problem|note|update|edit|also|re|fwd?)\s*:)"
+    r"(?![^:]*\b(?:is|are|was|were|am|be|have|has|had|do|does|did|i|we|this|that|it)\b[^:]*:)"
+    r"[A-Za-z][A-Za-z'()/&-]*(?:\s+[A-Za-z'()/&-]+){0,3}\s*:\s+[^?\s][^?]*$", re.I)
+FIELD_VALUE_WORDS = 8
 
 # Where run-on speech starts a new question or request: after a conjunction or filler, a question
 # word with its subject ("and um also can i change the pin", "so how do i activate it").
@@ -250,6 +260,8 @@ def _role(sentence: str) -> str:
     thanks = THANKS_PATTERN.match(s)
     if thanks and not _GOES_ON.match(s[thanks.end():]):
         return THANKS
+    if _FIELD.match(s) and len(s.split(":", 1)[1].split()) <= FIELD_VALUE_WORDS:
+        return DETAIL
     return CONTENT
 
 
@@ -257,7 +269,7 @@ def _signature_after_sign_off(sentences: list[Sentence]) -> list[Sentence]:
     """After a sign-off ("Kind regards,"), short lines are the signature: a name, a title, a number."""
     out, signed = [], False
     for s in sentences:
-        if signed and s.role == CONTENT and len(s.text.split()) <= 8 and not s.text.rstrip().endswith("?"):
+        if signed and s.role in (CONTENT, DETAIL) and len(s.text.split()) <= 8 and not s.text.rstrip().endswith("?"):
             s = Sentence(s.text, s.start, s.end, SIGNATURE, s.speaker)
         signed = signed or s.role == SIGN_OFF or (s.role == THANKS and s.text.rstrip().endswith(","))
         out.append(s)

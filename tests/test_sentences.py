@@ -1,5 +1,5 @@
 """Messages read as sentences with roles (agent/sentences.py)."""
-from agent.sentences import AGENT, CONTENT, GREETING, QUOTED, SIGN_OFF, SIGNATURE, SUBJECT, THANKS, read, split
+from agent.sentences import AGENT, CONTENT, DETAIL, GREETING, QUOTED, SIGN_OFF, SIGNATURE, SUBJECT, THANKS, read, split
 
 EMAIL = """Subject: Card not here yet
 
@@ -112,6 +112,19 @@ def test_thanks_that_go_on_to_ask_something_are_content():
     assert roles(said) == [(CONTENT, said)]
     assert roles("thanks and have a nice day") == [(THANKS, "thanks and have a nice day")]
     assert roles("Thanks, Ravi")[0][0] == THANKS
+
+
+def test_detail_fields_are_details_and_still_read():
+    email = "Hi,\n\nCan you check this transfer?\nBeneficiary name: Anil Iyer\nAmount: £250\n\nThanks,\nRaj"
+    assert [r for r in roles(email) if r[0] in (CONTENT, DETAIL)] == [
+        (CONTENT, "Can you check this transfer?"), (DETAIL, "Beneficiary name: Anil Iyer"), (DETAIL, "Amount: £250")]
+    assert "Anil Iyer" in read(email).text  # the model still reads the details
+    assert roles("Where is my card?\n\nKind regards,\nSam Lee\nMobile: 07700 900123")[-1][0] == SIGNATURE
+    # a label that introduces a question or says something, a question, or a long value: the customer's words
+    for said in ("PS: can you also change my address", "Question: how do I change my PIN?",
+                 "The problem is: my card was declined", "Reference: what do I put here?",
+                 "Background: I moved to Lisbon in March and have been using the card there every day since"):
+        assert roles(said)[0][0] == CONTENT, said
 
 
 def test_a_bare_courtesy_is_still_read():

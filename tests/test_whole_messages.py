@@ -71,6 +71,13 @@ def test_a_subject_line_names_the_topic_and_asks_nothing_of_its_own(agent):
     assert [r["intent"] for r in u.intents] == ["balance_not_updated_after_bank_transfer"]
 
 
+def test_detail_fields_ask_nothing_of_their_own(agent):
+    # Read alone, "Beneficiary name: Anil Iyer" is beneficiary_not_allowed; the email asks one thing.
+    u = agent.understand("Hello,\n\nI sent £300 to my brother on Monday and he says it still hasn't reached him. "
+                         "Can you check?\nBeneficiary name: Anil Iyer\nAmount: £300\n\nThanks,\nRaj")
+    assert [r["intent"] for r in u.intents] == ["transfer_not_received_by_recipient"]
+
+
 @pytest.mark.parametrize("text, reason, sentence", [
     ("Hello,\n\nI paid £40 at a cafe yesterday and was charged twice. This is the third time this has happened and "
      "I want to make a formal complaint.\n\nRegards,\nTom", "wants to make a complaint",
