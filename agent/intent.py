@@ -180,8 +180,8 @@ class IntentHead:
         most ``overlap`` (defaults: the model's ``second_threshold`` and ``second_overlap``).
         ``probs``: the message's probabilities; ``part_probs``: (parts, columns); ``part_oos``: the parts'
         out-of-scope scores (None: no statistics); ``askers``: which parts may ask a further request (None:
-        all; a subject line names the message's topic, it asks nothing of its own). The part index is -1
-        without parts."""
+        all; the agent passes ``askers(reading)``: a subject line or a detail field asks nothing of its
+        own). The part index is -1 without parts."""
         answered = self.in_scope
         main = int(answered[probs[answered].argmax()])
         if part_probs is None or not len(part_probs):
