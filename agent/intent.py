@@ -29,6 +29,7 @@ from .encoder import SentenceEncoder, load_sentence_encoder
 from .escalation import classifier_reason
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
+from .requests import SecondRequests, candidates
 from .sentences import DETAIL, SUBJECT, Reading, read
 from .settings import Settings
 from .types import AgentError, IntentScore
@@ -119,12 +120,7 @@ class IntentHead:
     lexical: LexicalModel | None = None
     lexical_weight: float = 0.0  # what the lexical model's log-probabilities add to the logits
     handover: HandoverHead | None = None  # the learned hand-over detector, on this model's embeddings
-    # A sentence whose own top intent differs from the message's is a further request when it is at least
-    # ``second_threshold`` probable and gives the message's intent at most ``second_overlap`` (a sentence
-    # about the same request often leans to a neighbouring intent; one that asks something else gives the
-    # first request almost nothing); 1.0 and 0.0 for a model fitted without whole messages: none.
-    second_threshold: float = 1.0
-    second_overlap: float = 0.0
+    second_requests: SecondRequests | None = None  # which sentences ask a further request (agent.requests)
 
     @property
     def in_scope(self) -> np.ndarray:
@@ -172,30 +168,32 @@ class IntentHead:
         return scores
 
     def requests(self, probs: np.ndarray, part_probs: np.ndarray | None, part_oos: np.ndarray | None,
-                 threshold: float | None = None, overlap: float | None = None,
-                 askers: np.ndarray | None = None) -> list[tuple[int, float, int]]:
+                 part_texts: list[str] | None = None, askers: np.ndarray | None = None,
+                 threshold: float | None = None) -> list[tuple[int, float, int]]:
         """A message's requests as (intent column, probability, part index), main first: the message's most
-        probable intent (out of scope aside), with the part most likely to ask it, then each in-scope
-        part whose own top intent is another one, at least ``threshold`` probable, giving the main intent at
-        most ``overlap`` (defaults: the model's ``second_threshold`` and ``second_overlap``).
-        ``probs``: the message's probabilities; ``part_probs``: (parts, columns); ``part_oos``: the parts'
-        out-of-scope scores (None: no statistics); ``askers``: which parts may ask a further request (None:
-        all; the agent passes ``askers(reading)``: a subject line or a detail field asks nothing of its
-        own). The part index is -1 without parts."""
+        probable intent (out of scope aside), with the part most likely to ask it, then each further request
+        ``agent.requests`` finds among its parts, the likeliest first, scored at least ``threshold``
+        (default: the fitted one). ``probs``: the message's probabilities; ``part_probs``: (parts, columns);
+        ``part_oos``: the parts' out-of-scope scores (None: no statistics); ``part_texts``: the parts;
+        ``askers``: which parts may ask a request of their own (None: all; the agent passes
+        ``askers(reading)``). The part index is -1 without parts; a model without a second-request
+        scorer finds the main request only."""
         answered = self.in_scope
         main = int(answered[probs[answered].argmax()])
         if part_probs is None or not len(part_probs):
             return [(main, float(probs[main]), -1)]
-        threshold = self.second_threshold if threshold is None else threshold
-        overlap = self.second_overlap if overlap is None else overlap
         found = [(main, float(probs[main]), int(part_probs[:, main].argmax()))]
-        best = part_probs.argmax(axis=1)
-        limit = self.oos.threshold if self.oos is not None and part_oos is not None else float("inf")
-        for i in np.argsort(-part_probs.max(axis=1), kind="stable"):
-            j, p = int(best[i]), float(part_probs[i, best[i]])
-            if (j in answered and p >= threshold and (askers is None or askers[i]) and part_probs[i, main] <= overlap
-                    and j not in {f[0] for f in found} and (part_oos is None or part_oos[i] <= limit)):
-                found.append((j, p, int(i)))
+        if self.second_requests is None:
+            return found
+        threshold = self.second_requests.threshold if threshold is None else threshold
+        oos_threshold = self.oos.threshold if self.oos is not None and part_oos is not None else 0.0
+        offered = candidates(probs, part_probs, part_texts or [""] * len(part_probs), main, answered,
+                             part_oos if self.oos is not None else None, oos_threshold, askers)
+        scores = self.second_requests.scores(offered)
+        for k in np.argsort(-scores, kind="stable"):
+            c = offered[k]
+            if scores[k] >= threshold and c.column not in {f[0] for f in found}:
+                found.append((c.column, c.probability, c.part))
         return found
 
     def probabilities(self, embeddings: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
@@ -236,8 +234,8 @@ class IntentHead:
                   "oos_threshold": self.oos.threshold if self.oos else None,
                   "lexical": LEXICAL_FILE if self.lexical is not None else None,
                   "handover": HANDOVER_FILE if self.handover is not None else None,
-                  "lexical_weight": self.lexical_weight, "second_threshold": self.second_threshold,
-                  "second_overlap": self.second_overlap,
+                  "lexical_weight": self.lexical_weight,
+                  "second_requests": self.second_requests.to_config() if self.second_requests else None,
                   "metrics": self.metrics}
         (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
@@ -261,12 +259,11 @@ class IntentHead:
         return cls(labels=config["labels"], weight=t["weight"], bias=t["bias"],
                    temperature=float(config["temperature"]), threshold=float(config["threshold"]),
                    encoder=config["encoder"], metrics=config.get("metrics", {}),
-                   adapter=str(directory / adapter) if adapter else None, oos=oos,
+                   adapter=str((directory / adapter).resolve()) if adapter else None, oos=oos,
                    lexical=LexicalModel.load(directory / lexical) if lexical else None,
                    lexical_weight=float(config.get("lexical_weight", 0.0)),
                    handover=HandoverHead.load(directory / handover) if handover else None,
-                   second_threshold=float(config.get("second_threshold", 1.0)),
-                   second_overlap=float(config.get("second_overlap", 0.0)))
+                   second_requests=SecondRequests.from_config(config.get("second_requests")))
 
 
 def resolve(directory: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -351,7 +348,8 @@ class IntentClassifier:
                                       None if part_handover is None else part_handover[n])
                        for n, row in enumerate(part_probs if part_probs is not None else [])],
                 requests=[(head.labels[j], round(q, 4), n)
-                          for j, q, n in head.requests(p, part_probs, part_oos, askers=askers(reading))]))
+                          for j, q, n in head.requests(p, part_probs, part_oos, [s.text for s in reading.parts],
+                                                       askers(reading))]))
         return out
 
     def escalates(self, prediction: Prediction) -> bool:

@@ -18,8 +18,9 @@ right reason), and the ordinary requests handed over, by the cues alone and with
 
 Whole messages: each set in ``data/messages/eval/`` (and ``data/examples/entity_heavy_2``/``_3``), written
 by people who had seen neither the model nor its data, through ``Agent.understand`` (JSONL) or the email
-channel (an mbox with its labels): intent right, ordinary messages escalated, both requests of a
-two-request message found, hand-overs and out-of-scope requests escalated, overall and by channel.
+channel (an mbox with its labels): intent right, ordinary messages escalated or given a request they do
+not make, both requests of a two-request message found, hand-overs and out-of-scope requests escalated,
+overall and by channel.
 Speed on whole emails of 40 to 80 words: one at a time (median, p95) and in one batch, beside the same
 emails embedded without their sentences (what reading the parts costs).
 """

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from agent.intent import IntentHead
+from agent.requests import FEATURES, SecondRequests, candidates
 from agent.escalation import classifier_reason, escalates
 from agent.handover import handover_reason
 from agent.sentiment import sentiment
@@ -112,7 +113,7 @@ def fit_thresholds(head: IntentHead, data: Embedded, budget: float, standardise:
 
 
 class Requests:
-    """Each message's probabilities and its parts', computed once, for trying request thresholds."""
+    """Each message's probabilities and its parts', computed once, for fitting the second-request scorer."""
 
     def __init__(self, head: IntentHead, data: Embedded):
         self.head = head
@@ -120,39 +121,64 @@ class Requests:
         self.parts = [(head.probabilities(parts, data.part_texts(i)),
                        head.out_of_scope_scores(parts) if head.oos is not None else None) if len(parts) else (None, None)
                       for i, parts in enumerate(data.parts)]
+        self.texts = [data.part_texts(i) for i in range(len(data.drawn))]
         self.askers = [np.array(d.askers, dtype=bool) for d in data.drawn]
 
-    def found(self, threshold: float, overlap: float) -> list[set[int]]:
-        """Each message's requests (intent columns) as the agent finds them with these settings."""
-        return [{j for j, _, _ in self.head.requests(p, part_probs, part_oos, threshold, overlap, askers)}
-                for p, (part_probs, part_oos), askers in zip(self.probs, self.parts, self.askers)]
-
-
-SECOND_THRESHOLDS = [round(t, 2) for t in np.arange(0.3, 1.0, 0.05)]
-SECOND_OVERLAPS = (0.01, 0.02, 0.05, 0.1, 0.2, 1.0)
-
-
-def fit_second_threshold(head: IntentHead, single: Embedded, double: Embedded,
-                         budget: float = FALSE_SECOND_BUDGET) -> dict:
-    """The second-request threshold and overlap that find both requests of the most two-request messages
-    while at most ``budget`` of the single-request messages get a request they do not make; returns them
-    with their figures on both sets."""
-    wanted = [{p for p in d.part_labels if p != IGNORE} for d in double.drawn]
-    singles, doubles = Requests(head, single), Requests(head, double)
-    best = None
-    for threshold in SECOND_THRESHOLDS:
-        for overlap in SECOND_OVERLAPS:
-            extra = float(np.mean([len(r) > 1 for r in singles.found(threshold, overlap)]))
-            if extra > budget:
+    def candidates(self, wanted: list[set[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(features, is a further request) of every candidate of every message (``agent.requests``)."""
+        x, y = [], []
+        for p, (part_probs, part_oos), texts, askers, want in zip(self.probs, self.parts, self.texts, self.askers, wanted):
+            if part_probs is None:
                 continue
-            both = float(np.mean([w <= r for w, r in zip(wanted, doubles.found(threshold, overlap))]))
-            if best is None or both > best[0]:
-                best = (both, extra, threshold, overlap)
+            main = int(self.head.in_scope[p[self.head.in_scope].argmax()])
+            oos_threshold = self.head.oos.threshold if self.head.oos is not None else 0.0
+            for c in candidates(p, part_probs, texts, main, self.head.in_scope, part_oos, oos_threshold, askers):
+                x.append(c.features)
+                y.append(c.column in want)
+        return np.array(x).reshape(len(x), len(FEATURES)), np.array(y, dtype=bool)
+
+    def found(self, threshold: float) -> list[set[int]]:
+        """Each message's requests (intent columns) as the agent finds them at this threshold."""
+        return [{j for j, _, _ in self.head.requests(p, part_probs, part_oos, texts, askers, threshold)}
+                for p, (part_probs, part_oos), texts, askers in zip(self.probs, self.parts, self.texts, self.askers)]
+
+
+SECOND_REQUEST_THRESHOLDS = [round(t, 3) for t in np.arange(0.3, 0.96, 0.025)]
+
+
+def fit_second_requests(head: IntentHead, single: Embedded, double: Embedded,
+                        budget: float = FALSE_SECOND_BUDGET) -> dict:
+    """The second-request scorer (``agent.requests``): a logistic regression fitted on the candidates of
+    one- and two-request messages, and the threshold that finds both requests of the most two-request
+    messages while at most ``budget`` of the one-request messages get a request they do not make; returns
+    its figures on both sets."""
+    from sklearn.linear_model import LogisticRegression
+
+    singles, doubles = Requests(head, single), Requests(head, double)
+    wanted_single = [{int(d.label)} for d in single.drawn]
+    wanted_double = [{p for p in d.part_labels if p != IGNORE} for d in double.drawn]
+    x1, y1 = singles.candidates(wanted_single)
+    x2, y2 = doubles.candidates(wanted_double)
+    x, y = np.concatenate([x1, x2]), np.concatenate([y1, y2])
+    head.second_requests = None
+    if y.all() or not y.any():
+        return {"second_requests": "none: the validation messages offer no candidates of both kinds"}
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+    head.second_requests = SecondRequests(model.coef_[0], float(model.intercept_[0]), threshold=float("inf"))
+    best = None
+    for threshold in SECOND_REQUEST_THRESHOLDS:
+        extra = float(np.mean([len(r) > 1 for r in singles.found(threshold)]))
+        if extra > budget:
+            continue
+        both = float(np.mean([w <= r for w, r in zip(wanted_double, doubles.found(threshold))]))
+        if best is None or both > best[0]:
+            best = (both, extra, threshold)
     if best is None:
-        head.second_threshold, head.second_overlap = 1.0, 0.0
-        return {"second_threshold": 1.0}
-    both, extra, head.second_threshold, head.second_overlap = best
-    return {"second_threshold": head.second_threshold, "second_overlap": head.second_overlap,
+        head.second_requests = None
+        return {"second_requests": f"none: every threshold gives over {budget:.0%} of one-request messages another"}
+    both, extra, threshold = best
+    head.second_requests.threshold = float(threshold)
+    return {"second_request_threshold": head.second_requests.threshold, "candidates": len(y),
             "single_with_extra": round(extra, 4), "two_requests_both_found": round(both, 4),
             "single": len(single.drawn), "two_requests": len(double.drawn)}
 

@@ -64,7 +64,7 @@ from agent.intent import DEFAULT_DIR, OUT_OF_SCOPE, IntentHead
 from agent.settings import Settings
 from agent.types import AgentError
 from finetune import processes, script
-from finetune.calibration import calibrate, evaluate, fit_second_threshold, fit_thresholds
+from finetune.calibration import calibrate, evaluate, fit_second_requests, fit_thresholds
 from finetune.handover import default_train as default_handover, read_handover
 from finetune.intent_data import Drawn, Embedded, embed, load_data
 from finetune.intent_fit import Run, Texts, build_head, copy_calibration, fit_weights, refit, with_out_of_scope
@@ -232,7 +232,7 @@ def train(args: argparse.Namespace) -> dict:
         calibrate(head, val_e)
         fit_thresholds(head, val_e, args.escalate_budget)
         if run.texts.two_requests:
-            details["requests"] = fit_second_threshold(head, whole, embed(encoder, run.texts.two_requests))
+            details["requests"] = fit_second_requests(head, whole, embed(encoder, run.texts.two_requests))
     validation = evaluate(head, one_line, run.names)
     truth, predicted = validation.pop("_truth"), validation.pop("_predicted")
     if processes.is_main():
@@ -262,7 +262,7 @@ def run_metrics(run: Run, head: IntentHead, encoder: SentenceEncoder, details: d
                + (", refitted on training and validation data" if args.refit else ""),
                "base": run.base, "train_file": Path(args.train).name, "train_examples": len(run.tr_x),
                "temperature": round(head.temperature, 4), "threshold": head.threshold,
-               "oos_threshold": head.oos.threshold, "second_threshold": head.second_threshold,
+               "oos_threshold": head.oos.threshold,
                "escalate_budget": args.escalate_budget, "seed": args.seed, **details, "validation": validation}
     if args.oos:
         metrics["out_of_scope"] = out_of_scope_metrics(head, encoder, args.oos)

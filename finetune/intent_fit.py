@@ -115,10 +115,10 @@ def build_head(args, train: Embedded, weight: np.ndarray, bias: np.ndarray, name
 
 
 def copy_calibration(head: IntentHead, source: IntentHead) -> None:
-    """Give ``head`` the temperature, lexical weight and escalation thresholds of ``source``."""
+    """Give ``head`` the temperature, lexical weight, escalation thresholds and second-request scorer of ``source``."""
     head.temperature, head.threshold = source.temperature, source.threshold
     head.lexical_weight = source.lexical_weight if head.lexical else 0.0
-    head.second_threshold, head.second_overlap = source.second_threshold, source.second_overlap
+    head.second_requests = source.second_requests
     if source.oos and head.oos:
         head.oos.threshold, head.oos.scale = source.oos.threshold, source.oos.scale
 

@@ -3,7 +3,8 @@
 A set is JSON lines written for this project by people who had seen neither the model nor its data
 (``data/messages/eval/``), each line a message with its ``kind``:
 
-- ``ordinary``: one request, calm or mildly annoyed: the intent must be right and the message answered;
+- ``ordinary``: one request, calm or mildly annoyed: the intent must be right, the message answered, and
+  no other request found in it;
 - ``two_requests``: two requests of different intents: both must be found (``intents``);
 - ``handover``: a person must take over (``handover``: person, legal, complaint, public, angry);
 - ``out_of_scope``: a banking or other request outside the intents the agent knows: escalated.
@@ -26,11 +27,13 @@ KINDS = ("ordinary", "two_requests", "handover", "out_of_scope")
 FIGURES = {
     "intent right": ("ordinary two_requests", lambda m, u, found: u.intent in m["intents"]),
     "ordinary escalated": ("ordinary", lambda m, u, found: u.escalate),
+    "ordinary given another request": ("ordinary", lambda m, u, found: len(set(found)) > 1),
     "both requests found": ("two_requests", lambda m, u, found: set(m["intents"]) <= set(found)),
     "two-request messages escalated": ("two_requests", lambda m, u, found: u.escalate),
     "hand-over escalated": ("handover", lambda m, u, found: u.escalate),
     "out of scope escalated": ("out_of_scope", lambda m, u, found: u.escalate),
 }
+FEWER_IS_BETTER = ("ordinary escalated", "ordinary given another request", "two-request messages escalated")
 
 
 @dataclass
@@ -134,7 +137,7 @@ def score(messages: list[dict], outcomes) -> Score:
                 result.counts[key][0] += ok
                 result.counts[key][1] += 1
             # A miss is a hit where the figure counts failures (escalated ordinary messages) and vice versa.
-            missed |= ok == figure.startswith(("ordinary escalated", "two-request messages escalated"))
+            missed |= ok == (figure in FEWER_IS_BETTER)
         if missed:
             result.misses.append({"kind": m["kind"], "channel": m.get("channel"), "want": m["intents"],
                                   "handover": m.get("handover"), "got": found, "confidence": u.confidence,

@@ -1,4 +1,4 @@
-"""Refit an intent model's escalation thresholds under a new budget, without retraining it.
+"""Refit an intent model's escalation thresholds and second-request scorer, without retraining it.
 
     python -m finetune.thresholds --model agent/data/intent --escalate-budget 0.005
 
@@ -6,7 +6,9 @@ The validation texts are rebuilt as the training run built them (the same split 
 as they are and inside whole messages: ``finetune.intent.Texts``), embedded with the model's own
 encoder and adapter, and ``finetune.calibration.fit_thresholds`` sets the low-confidence and
 out-of-scope thresholds so that they escalate at most the budget of correctly answered validation
-messages. The model's config.json and metrics.json are updated in place; nothing else changes.
+messages. A model trained on whole messages also gets its second-request scorer refitted
+(``finetune.calibration.fit_second_requests``, on the same validation messages, one- and two-request).
+The model's config.json and metrics.json are updated in place; nothing else changes.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 from agent.encoder import SentenceEncoder
 from agent.intent import OUT_OF_SCOPE, IntentHead, resolve
 from finetune import script
-from finetune.calibration import evaluate, fit_thresholds
+from finetune.calibration import evaluate, fit_second_requests, fit_thresholds
 from finetune.intent import DEFAULT_OOS_TRAIN, DEFAULT_TRAIN, ESCALATE_BUDGET
 from finetune.intent_fit import Texts, with_out_of_scope
 from finetune.intent_data import embed, load_data
@@ -52,6 +54,10 @@ def refit(args: argparse.Namespace) -> dict:
     encoder = SentenceEncoder(head.encoder, adapter=head.adapter)
     validation = embed(encoder, texts.validation)
     fit_thresholds(head, validation, args.escalate_budget)
+    if texts.two_requests:
+        whole = validation.subset(np.arange(len(va_x), len(validation.drawn)))
+        metrics["requests"] = fit_second_requests(head, whole, embed(encoder, texts.two_requests))
+        metrics.pop("second_threshold", None)  # older models kept a single threshold here
     head.save(directory)
     one_line = validation.subset(np.arange(len(va_x)))
     figures = {k: v for k, v in evaluate(head, one_line, head.labels).items() if not k.startswith("_") and k != "per_intent"}

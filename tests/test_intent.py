@@ -240,15 +240,17 @@ def test_a_negative_part_weight_is_a_one_line_error(tmp_path, small_train, capsy
     assert not (tmp_path / "m").exists()  # rejected before any work
 
 
-def test_thresholds_refit_in_place_under_a_new_budget(tmp_path, small_train):
+def test_thresholds_refit_in_place_under_a_new_budget(tmp_path, small_train, monkeypatch):
     """python -m finetune.thresholds: a larger budget escalates more (higher confidence threshold, lower
-    out-of-scope threshold); only the thresholds change, and the artefact still names its adapter relatively."""
+    out-of-scope threshold); only the thresholds and the second-request scorer change, and the artefact,
+    named by a path relative to the working directory, still names its adapter relative to itself."""
     from finetune import thresholds
 
     model = tmp_path / "intent"
     shutil.copytree(REPO / "agent/data/intent", model)
     before = IntentHead.load(model)
-    base = ["--model", str(model), "--train", str(small_train), "--validation-fraction", "0.2"]
+    monkeypatch.chdir(tmp_path)
+    base = ["--model", "intent", "--train", str(small_train), "--validation-fraction", "0.2"]
     assert thresholds.main([*base, "--escalate-budget", "0.3"]) == 0
     wide = IntentHead.load(model)
     assert thresholds.main([*base, "--escalate-budget", "0.01"]) == 0
@@ -258,3 +260,4 @@ def test_thresholds_refit_in_place_under_a_new_budget(tmp_path, small_train):
     assert json.loads((model / "config.json").read_text())["adapter"] == "adapter"
     metrics = json.loads((model / "metrics.json").read_text())
     assert metrics["escalate_budget"] == 0.01 and metrics["threshold"] == narrow.threshold
+    assert narrow.second_requests is not None and metrics["requests"]["single_with_extra"] <= 0.02

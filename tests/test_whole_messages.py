@@ -129,36 +129,44 @@ def test_one_line_held_out_queries(agent):
 
 
 # name -> {figure: bound}: each set's figures as first scored with the shipped model, two messages of slack
-# ("ordinary escalated" and "two-request messages escalated" are upper bounds, the rest lower bounds).
+# (message_sets.FEWER_IS_BETTER are upper bounds, the rest lower bounds).
 # blind_a, blind_b, blind_g and mailbox_a were used while developing; blind_c, blind_d, blind_e, blind_f and
-# mailbox_b were not. "both requests found": the figures of the sentence reader that cuts long sentences into clauses.
+# mailbox_b were not. "both requests found": the figures of the second-request scorer (agent.requests).
 def _bounds(n: dict[str, tuple[int, int]]) -> dict[str, float]:
-    upper = ("ordinary escalated", "two-request messages escalated")
-    return {f: (k + 2) / total if f in upper else (k - 2) / total for f, (k, total) in n.items()}
+    return {f: (k + 2) / total if f in message_sets.FEWER_IS_BETTER else (k - 2) / total for f, (k, total) in n.items()}
 
 
 WHOLE_MESSAGE_BOUNDS = {
-    "blind_a.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (2, 70), "both requests found": (21, 26),
+    "blind_a.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (2, 70),
+                              "ordinary given another request": (4, 70), "both requests found": (23, 26),
                               "hand-over escalated": (30, 30), "out of scope escalated": (24, 24)}),
-    "blind_b.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (1, 70), "both requests found": (22, 26),
+    "blind_b.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (1, 70),
+                              "ordinary given another request": (8, 70), "both requests found": (23, 26),
                               "hand-over escalated": (30, 30), "out of scope escalated": (22, 24)}),
-    "mailbox_a.mbox": _bounds({"intent right": (37, 41), "ordinary escalated": (4, 35), "both requests found": (5, 6),
+    "mailbox_a.mbox": _bounds({"intent right": (37, 41), "ordinary escalated": (4, 35),
+                               "ordinary given another request": (7, 35), "both requests found": (5, 6),
                                "hand-over escalated": (5, 5), "out of scope escalated": (4, 4)}),
-    "blind_c.jsonl": _bounds({"intent right": (95, 96), "ordinary escalated": (1, 70), "both requests found": (21, 26),
+    "blind_c.jsonl": _bounds({"intent right": (95, 96), "ordinary escalated": (1, 70),
+                              "ordinary given another request": (7, 70), "both requests found": (23, 26),
                               "two-request messages escalated": (1, 26), "hand-over escalated": (26, 30),
                               "out of scope escalated": (24, 24)}),
-    "blind_d.jsonl": _bounds({"intent right": (92, 96), "ordinary escalated": (4, 70), "both requests found": (20, 26),
+    "blind_d.jsonl": _bounds({"intent right": (92, 96), "ordinary escalated": (4, 70),
+                              "ordinary given another request": (8, 70), "both requests found": (22, 26),
                               "two-request messages escalated": (1, 26), "hand-over escalated": (29, 30),
                               "out of scope escalated": (24, 24)}),
-    "mailbox_b.mbox": _bounds({"intent right": (54, 57), "ordinary escalated": (2, 49), "both requests found": (7, 8),
+    "mailbox_b.mbox": _bounds({"intent right": (54, 57), "ordinary escalated": (2, 49),
+                               "ordinary given another request": (9, 49), "both requests found": (7, 8),
                                "hand-over escalated": (7, 7), "out of scope escalated": (6, 6)}),
-    "blind_e.jsonl": _bounds({"intent right": (97, 100), "ordinary escalated": (2, 63), "both requests found": (24, 37),
+    "blind_e.jsonl": _bounds({"intent right": (97, 100), "ordinary escalated": (2, 63),
+                              "ordinary given another request": (5, 63), "both requests found": (23, 37),
                               "two-request messages escalated": (0, 37), "hand-over escalated": (30, 30),
                               "out of scope escalated": (19, 20)}),
-    "blind_f.jsonl": _bounds({"intent right": (96, 101), "ordinary escalated": (1, 63), "both requests found": (31, 38),
+    "blind_f.jsonl": _bounds({"intent right": (96, 101), "ordinary escalated": (1, 63),
+                              "ordinary given another request": (2, 63), "both requests found": (31, 38),
                               "two-request messages escalated": (0, 38), "hand-over escalated": (28, 30),
                               "out of scope escalated": (19, 19)}),
-    "blind_g.jsonl": _bounds({"intent right": (77, 78), "ordinary escalated": (1, 30), "both requests found": (39, 48),
+    "blind_g.jsonl": _bounds({"intent right": (77, 78), "ordinary escalated": (1, 30),
+                              "ordinary given another request": (1, 30), "both requests found": (39, 48),
                               "two-request messages escalated": (1, 48), "hand-over escalated": (42, 42)}),
 }
 ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.93, 0.925  # measured 0.937 and 0.937
@@ -176,7 +184,7 @@ def test_whole_message_sets_hold_their_figures(agent, name):
         result = message_sets.score(messages, (message_sets.understood(agent, m["text"]) for m in messages))
     for figure, bound in WHOLE_MESSAGE_BOUNDS[name].items():
         rate = result.rate(figure)
-        if figure.endswith("messages escalated") or figure == "ordinary escalated":
+        if figure in message_sets.FEWER_IS_BETTER:
             assert rate <= bound, (figure, rate, result.misses[:5])
         else:
             assert rate >= bound, (figure, rate, result.misses[:5])
