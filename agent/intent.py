@@ -29,7 +29,7 @@ from .encoder import SentenceEncoder, load_sentence_encoder
 from .escalation import classifier_reason
 from .handover import HandoverHead
 from .lexical import LexicalModel, softmax
-from .requests import SecondRequests, candidates
+from .requests import Candidate, SecondRequests, candidates
 from .sentences import DETAIL, SUBJECT, Reading, read
 from .settings import Settings
 from .types import AgentError, IntentScore
@@ -167,8 +167,19 @@ class IntentHead:
                     scores[i] = min(scores[i], flat[end - size:end].min())
         return scores
 
+    def main_request(self, probs: np.ndarray) -> int:
+        """The column of the message's most probable intent, the out-of-scope class aside."""
+        return int(self.in_scope[probs[self.in_scope].argmax()])
+
+    def candidates(self, probs: np.ndarray, part_probs: np.ndarray, part_oos: np.ndarray | None,
+                   part_texts: list[str], askers: np.ndarray | None) -> list[Candidate]:
+        """The message's candidate further requests (``agent.requests.candidates``), for its main request."""
+        known = self.oos is not None and part_oos is not None
+        return candidates(probs, part_probs, part_texts, self.main_request(probs), self.in_scope,
+                          part_oos if known else None, self.oos.threshold if known else 0.0, askers)
+
     def requests(self, probs: np.ndarray, part_probs: np.ndarray | None, part_oos: np.ndarray | None,
-                 part_texts: list[str] | None = None, askers: np.ndarray | None = None,
+                 part_texts: list[str], askers: np.ndarray | None = None,
                  threshold: float | None = None) -> list[tuple[int, float, int]]:
         """A message's requests as (intent column, probability, part index), main first: the message's most
         probable intent (out of scope aside), with the part most likely to ask it, then each further request
@@ -178,17 +189,14 @@ class IntentHead:
         ``askers``: which parts may ask a request of their own (None: all; the agent passes
         ``askers(reading)``). The part index is -1 without parts; a model without a second-request
         scorer finds the main request only."""
-        answered = self.in_scope
-        main = int(answered[probs[answered].argmax()])
+        main = self.main_request(probs)
         if part_probs is None or not len(part_probs):
             return [(main, float(probs[main]), -1)]
         found = [(main, float(probs[main]), int(part_probs[:, main].argmax()))]
         if self.second_requests is None:
             return found
         threshold = self.second_requests.threshold if threshold is None else threshold
-        oos_threshold = self.oos.threshold if self.oos is not None and part_oos is not None else 0.0
-        offered = candidates(probs, part_probs, part_texts or [""] * len(part_probs), main, answered,
-                             part_oos if self.oos is not None else None, oos_threshold, askers)
+        offered = self.candidates(probs, part_probs, part_oos, part_texts, askers)
         scores = self.second_requests.scores(offered)
         for k in np.argsort(-scores, kind="stable"):
             c = offered[k]

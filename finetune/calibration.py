@@ -3,7 +3,7 @@
 Validation data is the held-out queries as they are and inside whole messages (``Embedded``: their
 embeddings, and their sentences' embeddings, as the agent computes them). On it: a temperature and
 the lexical model's weight (calibrated probabilities), the two escalation thresholds under one
-budget, and the threshold at which a sentence's own intent counts as a further request. Every
+budget, and the scorer that decides which sentences ask a further request. Every
 decision uses the head's own methods (``agent.intent.IntentHead``), so what is fitted here is what
 the agent does.
 """
@@ -13,14 +13,14 @@ import math
 import numpy as np
 
 from agent.intent import IntentHead
-from agent.requests import FEATURES, SecondRequests, candidates
+from agent.requests import FEATURES, SecondRequests
 from agent.escalation import classifier_reason, escalates
 from agent.handover import handover_reason
 from agent.sentiment import sentiment
 from agent.types import AgentError
 from finetune.intent_data import IGNORE, Embedded
 
-# Extra requests wrongly found in single-request messages that the second-request threshold may allow.
+# Extra requests wrongly found in single-request messages that the second-request scorer may allow.
 FALSE_SECOND_BUDGET = 0.02
 
 
@@ -130,9 +130,7 @@ class Requests:
         for p, (part_probs, part_oos), texts, askers, want in zip(self.probs, self.parts, self.texts, self.askers, wanted):
             if part_probs is None:
                 continue
-            main = int(self.head.in_scope[p[self.head.in_scope].argmax()])
-            oos_threshold = self.head.oos.threshold if self.head.oos is not None else 0.0
-            for c in candidates(p, part_probs, texts, main, self.head.in_scope, part_oos, oos_threshold, askers):
+            for c in self.head.candidates(p, part_probs, part_oos, texts, askers):
                 x.append(c.features)
                 y.append(c.column in want)
         return np.array(x).reshape(len(x), len(FEATURES)), np.array(y, dtype=bool)

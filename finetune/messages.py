@@ -23,7 +23,7 @@ for it, so training can teach the model both the message and its parts (``Built.
 request is often one a writer wrote as such rather than a Banking77 query: Banking77's lines were
 written alone, and a customer who changes topic words it differently ("the transfer to my sister I
 made on Monday, how long do they usually take?"). Every fourth of them is kept for validation
-(``held_out``), so the second-request rule is fitted on ones the model never trained on.
+(``held_out``), so the second-request scorer is fitted on ones the model never trained on.
 """
 from __future__ import annotations
 
