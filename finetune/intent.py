@@ -66,7 +66,7 @@ from agent.types import AgentError
 from finetune import processes, script
 from finetune.calibration import calibrate, evaluate, fit_second_requests, fit_thresholds
 from finetune.handover import default_train as default_handover, read_handover
-from finetune.intent_data import Drawn, Embedded, embed, load_data
+from finetune.intent_data import Drawn, Embedded, embed, load_data, read_requests, written_messages
 from finetune.intent_fit import Run, Texts, build_head, copy_calibration, fit_weights, refit, with_out_of_scope
 from finetune.intent_model import PART_LOSS_WEIGHT, Embeddings
 from finetune.intent_report import eval_metrics, out_of_scope_metrics, write_reports
@@ -75,6 +75,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TRAIN = REPO / "data" / "banking77" / "train.csv"
 DEFAULT_OOS = REPO / "data" / "out_of_scope" / "queries.txt"
 DEFAULT_OOS_TRAIN = REPO / "data" / "out_of_scope" / "train.jsonl"
+DEFAULT_OOS_TRAIN_ONLY = REPO / "data" / "out_of_scope" / "near_domain.jsonl"
+DEFAULT_WRITTEN = REPO / "data" / "messages" / "written_requests.jsonl"
 # Share of correctly answered validation messages the classifier's thresholds may escalate. Validation
 # messages are built like the training ones; messages people write escalate several times more often.
 ESCALATE_BUDGET = 0.005
@@ -120,6 +122,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                    f"'{OUT_OF_SCOPE}', that the agent escalates (default: data/out_of_scope/train.jsonl)")
     p.add_argument("--no-oos-class", dest="oos_train", action="store_const", const=None,
                    help="no out-of-scope class: out of scope by the distance and energy score alone")
+    p.add_argument("--oos-train-only", default=str(DEFAULT_OOS_TRAIN_ONLY) if DEFAULT_OOS_TRAIN_ONLY.is_file() else None,
+                   metavar="FILE", help="with --method lora: more out-of-scope requests, read as they are every epoch and "
+                   "never validated on (default: data/out_of_scope/near_domain.jsonl: other organisations' cards, "
+                   "accounts and documents)")
+    p.add_argument("--no-oos-train-only", dest="oos_train_only", action="store_const", const=None,
+                   help="no out-of-scope requests beyond --oos-train")
+    p.add_argument("--written", default=str(DEFAULT_WRITTEN) if DEFAULT_WRITTEN.is_file() else None, metavar="FILE",
+                   help="with --method lora: whole messages people wrote, each request labelled with its sentence "
+                        "(JSONL: text, kind, requests), read every epoch beside the built ones; every fourth is "
+                        "held out (default: data/messages/written_requests.jsonl)")
+    p.add_argument("--no-written", dest="written", action="store_const", const=None,
+                   help="no written messages: built ones only")
+    p.add_argument("--written-repeat", type=int, default=3, metavar="N",
+                   help="how many times each written message is read per epoch")
     p.add_argument("--handover", nargs="+", default=default_handover() or None,
                    help="hand-over messages (JSONL files with text and label) for the learned hand-over detector "
                         "(agent/handover.py; default: data/handover/train.jsonl and whole_messages.jsonl)")
@@ -168,6 +184,8 @@ def check_shares(args) -> None:
             raise AgentError(f"{flag} is a share of the training examples, between 0 and 1: not {value:g}")
     if args.part_weight < 0:
         raise AgentError(f"--part-weight is a weight of the loss, 0 or more: not {args.part_weight:g}")
+    if getattr(args, "written_repeat", 0) < 0:
+        raise AgentError(f"--written-repeat is a number of readings per epoch, 0 or more: not {args.written_repeat}")
 
 
 def prepare(args: argparse.Namespace) -> Run:
@@ -180,6 +198,12 @@ def prepare(args: argparse.Namespace) -> Run:
         raise AgentError(f"{args.train} needs at least two intents, found {len(names)}")
     index = {lab: i for i, lab in enumerate(names)}
     tr_i, va_i = np.array([index[y] for y in tr_y]), np.array([index[y] for y in va_y])
+    if args.written:
+        if not Path(args.written).is_file():
+            raise AgentError(f"written messages not found: {args.written}")
+        written_messages(args.written, names)  # a bad line stops the run here, not after the first epoch
+    if args.oos_train_only:
+        read_requests(args.oos_train_only)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = Path(args.checkpoints or out / "checkpoints")

@@ -10,8 +10,10 @@ tokens, in context). A two-request message teaches only its parts.
 """
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from agent.labelled import read_examples
 from agent.sentences import read
 from agent.types import AgentError
 from finetune.augment import add_entity_noise
-from finetune.messages import MessageBuilder
+from finetune.messages import HELD_OUT_EVERY, MessageBuilder
 
 IGNORE = -100  # a message with no single intent, or a part that belongs to no request
 
@@ -74,6 +76,43 @@ def labelled_reading(text: str, labelled: list[tuple[int, int, str]], names: lis
     return Drawn(reading.text, label, reading.spans, part_labels, askers(reading).tolist())
 
 
+def written_messages(path: str | Path, names: list[str], held_out: bool = False) -> list[Drawn]:
+    """Whole messages people wrote, each request labelled with the sentence that asks it (JSON lines:
+    ``text``, ``kind`` ordinary or two_requests, ``requests``: [{intent, sentence}], the main first), read
+    as the agent reads them; each part takes the intent of the request sentence it overlaps. A sentence
+    that asks two requests labels no part. Every ``HELD_OUT_EVERY``-th message is for validation
+    (``held_out``), the rest for training; messages asking an intent outside ``names`` are left out."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            m = json.loads(line)
+            text, requests = m["text"], m["requests"]
+            spans = [(text.index(r["sentence"]), text.index(r["sentence"]) + len(r["sentence"]), r["intent"])
+                     for r in requests]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise AgentError(f"{path}:{number}: needs 'text' and 'requests' (each an 'intent' and a 'sentence' "
+                             "found in the text)") from None
+        if not spans:
+            raise AgentError(f"{path}:{number}: no requests")
+        if (number % HELD_OUT_EVERY == 0) != held_out or not {intent for _, _, intent in spans} <= set(names):
+            continue  # held out, or about an intent this model does not learn
+        asked_twice = {(a, b) for a, b, _ in spans if sum((a, b) == (c, d) for c, d, _ in spans) > 1}
+        label = names.index(spans[0][2]) if len(spans) == 1 else IGNORE
+        out.append(labelled_reading(text, [x for x in spans if x[:2] not in asked_twice], names, label))
+    return out
+
+
+def read_requests(file: str) -> list[str]:
+    """The requests of a JSONL file (``text``) or a text file (one a line)."""
+    path = Path(file)
+    if not path.is_file():
+        raise AgentError(f"out-of-scope requests not found: {path}")
+    return [json.loads(line)["text"] if path.suffix == ".jsonl" else line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 @dataclass
 class Embedded:
     """Texts as the model reads them, with their embeddings and their parts' embeddings."""
@@ -107,9 +146,11 @@ class TrainingTexts(torch.utils.data.Dataset):
     is and once inside a message, the same every time."""
 
     def __init__(self, texts: list[str], labels: np.ndarray, names: list[str], tokenizer, seed: int,
-                 message_share: float = 0.5, two_share: float = 0.1, entity_noise: float = 0.5, both: bool = False):
+                 message_share: float = 0.5, two_share: float = 0.1, entity_noise: float = 0.5, both: bool = False,
+                 written: list[Drawn] = ()):
         self.texts, self.labels, self.names, self.tokenizer, self.seed = texts, labels, names, tokenizer, seed
         self.message_share, self.two_share, self.entity_noise, self.both = message_share, two_share, entity_noise, both
+        self.written = list(written)  # people's whole messages (``written_messages``), read every epoch
         self.epoch = None
         self.draw(0)
 
@@ -138,7 +179,7 @@ class TrainingTexts(torch.utils.data.Dataset):
                 partner = partner_for(label) if label in by_label else None
                 out.append(draw_text(query, label, self.names, rng, builder, self.message_share, self.two_share,
                                      self.entity_noise, partner))
-        return out
+        return out + self.written
 
     def draw(self, epoch: int) -> np.ndarray:
         """Choose and tokenize this epoch's texts (unless they are the ones drawn last; a validation set

@@ -16,7 +16,7 @@ from agent.intent import OUT_OF_SCOPE, IntentHead, OutOfScope
 from agent.lexical import LexicalModel
 from agent.types import AgentError
 from finetune.handover import fit as fit_handover, summary as handover_summary
-from finetune.intent_data import IGNORE, Drawn, Embedded, draw_text, embed
+from finetune.intent_data import IGNORE, Drawn, Embedded, draw_text, embed, read_requests
 from finetune.intent_model import Embeddings, anchored_head, fine_tune, linear_head
 from finetune.intent_report import eval_metrics, out_of_scope_metrics
 from finetune.messages import MessageBuilder
@@ -59,11 +59,7 @@ def with_out_of_scope(args, tr_x, tr_y, va_x, va_y):
     split the same way (seeded), labelled ``out_of_scope``."""
     if not args.oos_train:
         return tr_x, tr_y, va_x, va_y
-    path = Path(args.oos_train)
-    if not path.is_file():
-        raise AgentError(f"out-of-scope requests not found: {path}")
-    texts = [json.loads(line)["text"] if path.suffix == ".jsonl" else line.strip()
-             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = read_requests(args.oos_train)
     random.Random(args.seed).shuffle(texts)
     held = int(round(len(texts) * OOS_VALIDATION_FRACTION))
     return (tr_x + texts[held:], tr_y + [OUT_OF_SCOPE] * (len(texts) - held),

@@ -30,7 +30,8 @@ def test_intent_training_runs_data_parallel_in_two_processes(tmp_path, cache_dir
     data.write_text("".join(json.dumps({"text": r["text"], "intent": r["category"]}) + "\n" for r in chosen))
     out = tmp_path / "model"
     proc = launch("finetune.intent", "--train", str(data), "--out", str(out), "--validation-fraction", "0.2",
-                  "--epochs", "1", "--batch-size", "8", "--no-handover", cwd=tmp_path, cache_dir=cache_dir)
+                  "--epochs", "1", "--batch-size", "8", "--no-handover", "--no-written", "--no-oos-train-only",
+                  cwd=tmp_path, cache_dir=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(proc.stdout.splitlines()) == 1 and json.loads(proc.stdout)["out"] == str(out)  # one summary
     metrics = json.loads((out / "metrics.json").read_text())

@@ -1,12 +1,18 @@
 """The entity noise that intent training adds (finetune/augment.py) and the dataset that draws it."""
+import json
 import random
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from agent.encoder import load_tokenizer
 from agent.entities import extract, iban_valid
+from agent.intent import OUT_OF_SCOPE
+from agent.types import AgentError
 from finetune.augment import BBANS, _iban, add_entity_noise
-from finetune.intent_data import IGNORE, LengthGroupedEpochs, TrainingTexts
+from finetune.intent_data import IGNORE, LengthGroupedEpochs, TrainingTexts, written_messages
+from finetune.intent_model import training_extras
 
 QUERY = "Why has my transfer not arrived yet?"
 
@@ -106,3 +112,68 @@ def test_whole_messages_teach_the_message_and_the_parts_that_ask():
     assert np.mean([len(d.text.split()) for d in drawn]) > 4 * len(texts[0].split())  # whole messages, mostly
     item = data[0]
     assert item["parts"] and all(0 < s < e <= len(item["input_ids"]) for s, e, _ in item["parts"])
+
+
+def _write(tmp_path, rows) -> str:
+    path = tmp_path / "written.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+TWO = {"text": "Subject: two things\n\nHi,\n\nMy card still hasn't arrived. Also, how do I change my PIN?\n\nThanks,\nSam",
+       "kind": "two_requests", "requests": [{"intent": "card_arrival", "sentence": "My card still hasn't arrived."},
+                                            {"intent": "change_pin", "sentence": "Also, how do I change my PIN?"}]}
+
+
+def _texts(drawn) -> list[str]:
+    return [drawn.text[s:e] for s, e in drawn.spans]
+
+
+def test_written_messages_label_the_sentence_that_asks_each_request(tmp_path):
+    names = ["card_arrival", "change_pin"]
+    one = {"text": "Hello. I moved house in May. Where is my card?", "kind": "ordinary",
+           "requests": [{"intent": "card_arrival", "sentence": "Where is my card?"}]}
+    both_in_one = {"text": "where's my card and how do i change my pin", "kind": "two_requests",
+                   "requests": [{"intent": "card_arrival", "sentence": "where's my card and how do i change my pin"},
+                                {"intent": "change_pin", "sentence": "where's my card and how do i change my pin"}]}
+    path = _write(tmp_path, [TWO, one, both_in_one, TWO])
+    two, single, joined = written_messages(path, names)  # the fourth line is held out for validation
+    parts = dict(zip(_texts(two), two.part_labels))
+    assert parts["My card still hasn't arrived."] == 0 and parts["Also, how do I change my PIN?"] == 1
+    assert two.label == IGNORE  # a message with two requests teaches its parts only
+    assert single.label == 0 and {p for p in single.part_labels if p != IGNORE} == {0}
+    assert dict(zip(_texts(single), single.part_labels))["I moved house in May."] == IGNORE
+    assert joined.label == IGNORE and set(joined.part_labels) == {IGNORE}  # one sentence asking two: no label
+    assert [d.text for d in written_messages(path, names, held_out=True)] == [two.text]
+    assert written_messages(path, ["card_arrival"]) == [single]  # a model without change_pin learns the rest
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"text": "Where is my card?", "kind": "ordinary"}, "needs 'text' and 'requests'"),
+    ({"text": "Where is my card?", "requests": [{"intent": "card_arrival", "sentence": "Not in the text"}]},
+     "needs 'text' and 'requests'"),
+    ({"text": "Where is my card?", "requests": []}, "no requests"),
+])
+def test_a_bad_written_message_names_its_line(tmp_path, row, problem):
+    with pytest.raises(AgentError, match=f"written.jsonl:2: {problem}"):
+        written_messages(_write(tmp_path, [TWO, row]), ["card_arrival", "change_pin"])
+
+
+def test_written_messages_are_read_every_epoch_beside_the_built_ones(tmp_path):
+    tokenizer = load_tokenizer("all-MiniLM-L6-v2")
+    names = ["card_arrival", "change_pin"]
+    written = written_messages(_write(tmp_path, [TWO]), names)
+    data = TrainingTexts(["where is my card"] * 10, np.zeros(10, int), names, tokenizer, seed=1, written=written * 2)
+    assert len(data) == 12 and [d.text for d in data.drawn[-2:]] == [written[0].text] * 2
+    data.draw(1)
+    assert len(data) == 12 and data.drawn[-1] is written[0]
+
+
+def test_out_of_scope_requests_for_training_only_are_read_as_they_are_after_the_written_messages(tmp_path):
+    more = tmp_path / "near.jsonl"
+    more.write_text(json.dumps({"text": "How do I renew my library card?"}) + "\n", encoding="utf-8")
+    args = SimpleNamespace(written=_write(tmp_path, [TWO]), written_repeat=2, oos_train_only=str(more))
+    extra = training_extras(args, ["card_arrival", "change_pin", OUT_OF_SCOPE])
+    assert [d.text for d in extra][:2] == [extra[0].text] * 2 and "change my PIN" in extra[0].text
+    assert (extra[2].text, extra[2].label) == ("How do I renew my library card?", 2)
+    assert len(training_extras(args, ["card_arrival", "change_pin"])) == 2  # no out-of-scope class: none to learn

@@ -164,10 +164,20 @@ def test_training_script_writes_model_and_reports(tmp_path, small_train, method)
     lexical model and the hand-over detector), the head path without them (tests/test_models.py trains
     head runs with a detector)."""
     out = tmp_path / "model"
+    written, near = tmp_path / "written.jsonl", tmp_path / "near.txt"
+    written.write_text("".join(json.dumps({"text": f"My card has not come. Also, what is the rate for {c}?", "kind":
+                                           "two_requests", "requests": [
+                                               {"intent": "card_arrival", "sentence": "My card has not come."},
+                                               {"intent": "exchange_rate", "sentence": f"Also, what is the rate for {c}?"}]}) + "\n"
+                               for c in ("euros", "dollars", "yen", "francs")), encoding="utf-8")  # the fourth is held out
+    near.write_text("How do I renew my library card?\nMy gym fob stopped working\n", encoding="utf-8")
     argv = ["--train", str(small_train), "--out", str(out), "--validation-fraction", "0.2", "--method", method,
-            "--epochs", "1"] + (["--no-lexical", "--no-handover"] if method == "head" else [])
+            "--epochs", "1", "--written", str(written), "--written-repeat", "2", "--oos-train-only", str(near)
+            ] + (["--no-lexical", "--no-handover"] if method == "head" else [])
     assert train_intent.main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    if method == "lora":  # three written messages twice, and the two requests as they are
+        assert metrics["fine_tune"]["written_read_per_epoch"] == 3 * 2 + 2
     assert metrics["validation"]["accuracy"] > 0.9 and metrics["out_of_scope"]["escalated"] > 0.5
     assert (out / "report.txt").read_text().count("\n") > 5 and (out / "confusion.png").stat().st_size > 1000
     assert (out / "adapter" / "adapter_model.safetensors").is_file() == (method == "lora")
@@ -188,7 +198,7 @@ def test_refit_trains_on_the_validation_split_too_and_keeps_its_calibration(tmp_
     trained again on all the examples for that many epochs; the figures reported stay the validated run's."""
     out = tmp_path / "model"
     argv = ["--train", str(small_train), "--out", str(out), "--validation-fraction", "0.2", "--epochs", "2",
-            "--refit", "--no-handover", "--no-oos-class"]
+            "--refit", "--no-handover", "--no-oos-class", "--no-written"]
     assert train_intent.main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     total = sum(1 for _ in open(small_train))
@@ -240,6 +250,16 @@ def test_a_negative_part_weight_is_a_one_line_error(tmp_path, small_train, capsy
     argv = ["--train", str(small_train), "--out", str(tmp_path / "m"), "--part-weight", "-1"]
     assert train_intent.main(argv) == 1
     assert "--part-weight is a weight of the loss, 0 or more: not -1" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # rejected before any work
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--written-repeat", "-1"], "--written-repeat is a number of readings per epoch, 0 or more: not -1"),
+    (["--written", "no/such/file.jsonl"], "written messages not found: no/such/file.jsonl"),
+])
+def test_bad_written_message_flags_are_one_line_errors(tmp_path, small_train, capsys, flags, problem):
+    assert train_intent.main(["--train", str(small_train), "--out", str(tmp_path / "m"), *flags]) == 1
+    assert problem in capsys.readouterr().err
     assert not (tmp_path / "m").exists()  # rejected before any work
 
 
