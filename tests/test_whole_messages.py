@@ -128,48 +128,51 @@ def test_one_line_held_out_queries(agent):
     assert kept / 300 >= KEPT_ONE_LINE
 
 
-# name -> {figure: bound}: each set's figures as first scored with the shipped model, two messages of slack
+# name -> {figure: bound}: each set's figures with the shipped model, two messages of slack
 # (message_sets.FEWER_IS_BETTER are upper bounds, the rest lower bounds).
-# blind_a, blind_b, blind_g and mailbox_a were used while developing; blind_c, blind_d, blind_e, blind_f and
-# mailbox_b were not. "both requests found": the figures of the second-request scorer (agent.requests).
+# blind_a, blind_b, blind_g, blind_h and mailbox_a were used while developing; blind_c, blind_d, blind_e, blind_f and
+# mailbox_b were not (docs/experiments/intent.md says when each was scored).
 def _bounds(n: dict[str, tuple[int, int]]) -> dict[str, float]:
     return {f: (k + 2) / total if f in message_sets.FEWER_IS_BETTER else (k - 2) / total for f, (k, total) in n.items()}
 
 
 WHOLE_MESSAGE_BOUNDS = {
-    "blind_a.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (2, 70),
-                              "ordinary given another request": (4, 70), "both requests found": (23, 26),
+    "blind_a.jsonl": _bounds({"intent right": (94, 96), "ordinary escalated": (1, 70),
+                              "ordinary given another request": (4, 70), "both requests found": (24, 26),
                               "hand-over escalated": (30, 30), "out of scope escalated": (24, 24)}),
-    "blind_b.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (1, 70),
-                              "ordinary given another request": (8, 70), "both requests found": (23, 26),
+    "blind_b.jsonl": _bounds({"intent right": (93, 96), "ordinary escalated": (0, 70),
+                              "ordinary given another request": (7, 70), "both requests found": (24, 26),
                               "hand-over escalated": (30, 30), "out of scope escalated": (22, 24)}),
-    "mailbox_a.mbox": _bounds({"intent right": (37, 41), "ordinary escalated": (4, 35),
-                               "ordinary given another request": (7, 35), "both requests found": (5, 6),
+    "mailbox_a.mbox": _bounds({"intent right": (39, 41), "ordinary escalated": (3, 35),
+                               "ordinary given another request": (5, 35), "both requests found": (4, 6),
                                "hand-over escalated": (5, 5), "out of scope escalated": (4, 4)}),
-    "blind_c.jsonl": _bounds({"intent right": (95, 96), "ordinary escalated": (1, 70),
-                              "ordinary given another request": (7, 70), "both requests found": (23, 26),
-                              "two-request messages escalated": (1, 26), "hand-over escalated": (26, 30),
+    "blind_c.jsonl": _bounds({"intent right": (95, 96), "ordinary escalated": (0, 70),
+                              "ordinary given another request": (5, 70), "both requests found": (23, 26),
+                              "two-request messages escalated": (1, 26), "hand-over escalated": (28, 30),
                               "out of scope escalated": (24, 24)}),
-    "blind_d.jsonl": _bounds({"intent right": (92, 96), "ordinary escalated": (4, 70),
-                              "ordinary given another request": (8, 70), "both requests found": (22, 26),
-                              "two-request messages escalated": (1, 26), "hand-over escalated": (29, 30),
+    "blind_d.jsonl": _bounds({"intent right": (91, 96), "ordinary escalated": (2, 70),
+                              "ordinary given another request": (6, 70), "both requests found": (23, 26),
+                              "two-request messages escalated": (1, 26), "hand-over escalated": (30, 30),
                               "out of scope escalated": (24, 24)}),
-    "mailbox_b.mbox": _bounds({"intent right": (54, 57), "ordinary escalated": (2, 49),
-                               "ordinary given another request": (9, 49), "both requests found": (7, 8),
+    "mailbox_b.mbox": _bounds({"intent right": (55, 57), "ordinary escalated": (2, 49),
+                               "ordinary given another request": (5, 49), "both requests found": (8, 8),
                                "hand-over escalated": (7, 7), "out of scope escalated": (6, 6)}),
-    "blind_e.jsonl": _bounds({"intent right": (97, 100), "ordinary escalated": (2, 63),
-                              "ordinary given another request": (5, 63), "both requests found": (23, 37),
+    "blind_e.jsonl": _bounds({"intent right": (98, 100), "ordinary escalated": (2, 63),
+                              "ordinary given another request": (1, 63), "both requests found": (28, 37),
                               "two-request messages escalated": (0, 37), "hand-over escalated": (30, 30),
                               "out of scope escalated": (19, 20)}),
-    "blind_f.jsonl": _bounds({"intent right": (96, 101), "ordinary escalated": (1, 63),
-                              "ordinary given another request": (2, 63), "both requests found": (31, 38),
-                              "two-request messages escalated": (0, 38), "hand-over escalated": (28, 30),
+    "blind_f.jsonl": _bounds({"intent right": (98, 101), "ordinary escalated": (2, 63),
+                              "ordinary given another request": (2, 63), "both requests found": (33, 38),
+                              "two-request messages escalated": (1, 38), "hand-over escalated": (30, 30),
                               "out of scope escalated": (19, 19)}),
-    "blind_g.jsonl": _bounds({"intent right": (77, 78), "ordinary escalated": (1, 30),
-                              "ordinary given another request": (1, 30), "both requests found": (39, 48),
-                              "two-request messages escalated": (1, 48), "hand-over escalated": (42, 42)}),
+    "blind_g.jsonl": _bounds({"intent right": (78, 78), "ordinary escalated": (1, 30),
+                              "ordinary given another request": (0, 30), "both requests found": (40, 48),
+                              "two-request messages escalated": (0, 48), "hand-over escalated": (42, 42)}),
+    "blind_h.jsonl": _bounds({"intent right": (237, 240), "ordinary escalated": (1, 80),
+                              "ordinary given another request": (10, 80), "both requests found": (145, 160),
+                              "two-request messages escalated": (0, 160)}),
 }
-ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.93, 0.925  # measured 0.937 and 0.937
+ACCURACY_ONE_LINE, KEPT_ONE_LINE = 0.93, 0.925  # measured 0.939 and 0.930
 
 
 @pytest.mark.parametrize("name", sorted(WHOLE_MESSAGE_BOUNDS))
