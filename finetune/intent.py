@@ -184,7 +184,7 @@ def check_shares(args) -> None:
             raise AgentError(f"{flag} is a share of the training examples, between 0 and 1: not {value:g}")
     if args.part_weight < 0:
         raise AgentError(f"--part-weight is a weight of the loss, 0 or more: not {args.part_weight:g}")
-    if getattr(args, "written_repeat", 0) < 0:
+    if args.written_repeat < 0:
         raise AgentError(f"--written-repeat is a number of readings per epoch, 0 or more: not {args.written_repeat}")
 
 
@@ -199,9 +199,7 @@ def prepare(args: argparse.Namespace) -> Run:
     index = {lab: i for i, lab in enumerate(names)}
     tr_i, va_i = np.array([index[y] for y in tr_y]), np.array([index[y] for y in va_y])
     if args.written:
-        if not Path(args.written).is_file():
-            raise AgentError(f"written messages not found: {args.written}")
-        written_messages(args.written, names)  # a bad line stops the run here, not after the first epoch
+        written_messages(args.written, names)  # a missing file or a bad line stops the run here, before training
     if args.oos_train_only:
         read_requests(args.oos_train_only)
     out = Path(args.out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,15 +83,17 @@ def written_messages(path: str | Path, names: list[str], held_out: bool = False)
     as the agent reads them; each part takes the intent of the request sentence it overlaps. A sentence
     that asks two requests labels no part. Every ``HELD_OUT_EVERY``-th message is for validation
     (``held_out``), the rest for training; messages asking an intent outside ``names`` are left out."""
+    if not Path(path).is_file():
+        raise AgentError(f"written messages not found: {path}")
     out = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
             m = json.loads(line)
-            text, requests = m["text"], m["requests"]
-            spans = [(text.index(r["sentence"]), text.index(r["sentence"]) + len(r["sentence"]), r["intent"])
-                     for r in requests]
+            text = m["text"]
+            spans = [(start, start + len(r["sentence"]), r["intent"])
+                     for r in m["requests"] for start in [text.index(r["sentence"])]]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise AgentError(f"{path}:{number}: needs 'text' and 'requests' (each an 'intent' and a 'sentence' "
                              "found in the text)") from None
@@ -98,9 +101,9 @@ def written_messages(path: str | Path, names: list[str], held_out: bool = False)
             raise AgentError(f"{path}:{number}: no requests")
         if (number % HELD_OUT_EVERY == 0) != held_out or not {intent for _, _, intent in spans} <= set(names):
             continue  # held out, or about an intent this model does not learn
-        asked_twice = {(a, b) for a, b, _ in spans if sum((a, b) == (c, d) for c, d, _ in spans) > 1}
+        asked = Counter(span[:2] for span in spans)
         label = names.index(spans[0][2]) if len(spans) == 1 else IGNORE
-        out.append(labelled_reading(text, [x for x in spans if x[:2] not in asked_twice], names, label))
+        out.append(labelled_reading(text, [x for x in spans if asked[x[:2]] == 1], names, label))
     return out
 
 
@@ -147,10 +150,10 @@ class TrainingTexts(torch.utils.data.Dataset):
 
     def __init__(self, texts: list[str], labels: np.ndarray, names: list[str], tokenizer, seed: int,
                  message_share: float = 0.5, two_share: float = 0.1, entity_noise: float = 0.5, both: bool = False,
-                 written: list[Drawn] = ()):
+                 extras: list[Drawn] = ()):
         self.texts, self.labels, self.names, self.tokenizer, self.seed = texts, labels, names, tokenizer, seed
         self.message_share, self.two_share, self.entity_noise, self.both = message_share, two_share, entity_noise, both
-        self.written = list(written)  # people's whole messages (``written_messages``), read every epoch
+        self.extras = list(extras)  # read every epoch as they are (``finetune.intent_model.training_extras``)
         self.epoch = None
         self.draw(0)
 
@@ -179,7 +182,7 @@ class TrainingTexts(torch.utils.data.Dataset):
                 partner = partner_for(label) if label in by_label else None
                 out.append(draw_text(query, label, self.names, rng, builder, self.message_share, self.two_share,
                                      self.entity_noise, partner))
-        return out + self.written
+        return out + self.extras
 
     def draw(self, epoch: int) -> np.ndarray:
         """Choose and tokenize this epoch's texts (unless they are the ones drawn last; a validation set

@@ -62,8 +62,8 @@ class PooledClassifier(torch.nn.Module):
 def training_extras(args, names: list[str]) -> list[Drawn]:
     """What training reads every epoch beside the drawn queries: the training half of ``--written`` (whole
     messages people wrote) ``--written-repeat`` times, then the ``--oos-train-only`` requests as they are."""
-    out = written_messages(args.written, names) * args.written_repeat if getattr(args, "written", None) else []
-    if getattr(args, "oos_train_only", None) and OUT_OF_SCOPE in names:
+    out = written_messages(args.written, names) * args.written_repeat if args.written else []
+    if args.oos_train_only and OUT_OF_SCOPE in names:
         out += [Drawn.of(text, names.index(OUT_OF_SCOPE)) for text in read_requests(args.oos_train_only)]
     return out
 
@@ -96,11 +96,11 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
     model = PooledClassifier(encoder, weight, bias, args.part_weight)
     validated = val_texts is not None
     shares = {"message_share": args.messages, "two_share": args.two_requests}
-    written = training_extras(args, names)
+    extras = training_extras(args, names)
     trainer = GroupedTrainer(
         model=model, args=_training_arguments(args, len(texts), checkpoints, validated),
         train_dataset=TrainingTexts(texts, labels, names, tokenizer, args.seed, entity_noise=args.entity_noise,
-                                    written=written, **shares),
+                                    extras=extras, **shares),
         eval_dataset=TrainingTexts(val_texts, val_labels, names, tokenizer, args.seed, both=args.messages > 0,
                                    message_share=0.0, two_share=0.0, entity_noise=0.0) if validated else None,
         data_collator=collate(tokenizer), compute_metrics=accuracy,
@@ -114,7 +114,7 @@ def fine_tune(args, texts: list[str], labels: np.ndarray, names: list[str], val_
         (out / "adapter" / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
     processes.wait_for_everyone()  # every process reads the adapter next
     info = {**_run_info(args, trainer, result, validated), **shares,
-            "written_read_per_epoch": len(written)}
+            "extras_read_per_epoch": len(extras)}
     return (model.head.weight.detach().cpu().numpy(), model.head.bias.detach().cpu().numpy(), info)
 
 

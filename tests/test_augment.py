@@ -163,7 +163,7 @@ def test_written_messages_are_read_every_epoch_beside_the_built_ones(tmp_path):
     tokenizer = load_tokenizer("all-MiniLM-L6-v2")
     names = ["card_arrival", "change_pin"]
     written = written_messages(_write(tmp_path, [TWO]), names)
-    data = TrainingTexts(["where is my card"] * 10, np.zeros(10, int), names, tokenizer, seed=1, written=written * 2)
+    data = TrainingTexts(["where is my card"] * 10, np.zeros(10, int), names, tokenizer, seed=1, extras=written * 2)
     assert len(data) == 12 and [d.text for d in data.drawn[-2:]] == [written[0].text] * 2
     data.draw(1)
     assert len(data) == 12 and data.drawn[-1] is written[0]

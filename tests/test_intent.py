@@ -177,7 +177,7 @@ def test_training_script_writes_model_and_reports(tmp_path, small_train, method)
     assert train_intent.main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     if method == "lora":  # three written messages twice, and the two requests as they are
-        assert metrics["fine_tune"]["written_read_per_epoch"] == 3 * 2 + 2
+        assert metrics["fine_tune"]["extras_read_per_epoch"] == 3 * 2 + 2
     assert metrics["validation"]["accuracy"] > 0.9 and metrics["out_of_scope"]["escalated"] > 0.5
     assert (out / "report.txt").read_text().count("\n") > 5 and (out / "confusion.png").stat().st_size > 1000
     assert (out / "adapter" / "adapter_model.safetensors").is_file() == (method == "lora")
