@@ -208,7 +208,8 @@ def test_a_worker_killed_mid_run_is_restarted_and_nothing_is_lost(ray_address, r
 
 def test_a_run_killed_at_a_random_point_resumes_without_repeating_work(ray_address, recordings, tmp_path, cli_env):
     out = tmp_path / "out"
-    clips = sorted(str(p) for p in recordings.glob("clip*.wav"))
+    # The 40 s recording keeps the run going past the random kill: short clips alone could all be done by then.
+    clips = sorted(str(p) for p in recordings.glob("clip*.wav")) + [str(recordings / "long.mp3")]
     args = ["transcribe", *clips, "--no-pack", "--out", str(out)]
     proc = start_batch(ray_address, *args, env=cli_env)
     wait_for(lambda: any(out.glob(".parts/part-*")), proc)
